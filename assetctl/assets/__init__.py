@@ -1,0 +1,1 @@
+"""The asset layer: client, paging, retries, inputs, batch runner and journal."""

@@ -1,0 +1,251 @@
+"""Reading asset inputs (files, directories, stdin; JSON, JSON lines, YAML), streamed.
+
+Items are yielded one at a time so a batch never holds every input in memory; this
+module checks shape and schema but sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import jsonschema
+import yaml
+
+from assetctl.errors import InputError
+
+JSON_LINES = (".jsonl", ".ndjson")
+YAML_SUFFIXES = (".yaml", ".yml")
+KNOWN_SUFFIXES = (".json", *JSON_LINES, *YAML_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One asset body read from an input, with where it came from."""
+
+    source: str  # "path" or "path:line" for JSON lines, "path#n" for documents
+    body: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        """Fingerprint of where and what: base of the journal and idempotency keys."""
+        canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{self.source}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file and the name items are reported under (`-` for stdin)."""
+
+    label: str
+    path: Path
+
+
+def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[Source]:
+    """Turn FILE, DIR and `-` arguments into a sorted list of files.
+
+    Stdin is spooled to a temporary file once so that it can be checked and then sent,
+    like any other file, without holding it in memory.
+    """
+    paths: list[Source] = []
+    for arg in args:
+        if arg == "-":
+            paths.append(Source("-", _spool_stdin(stdin or sys.stdin)))
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in KNOWN_SUFFIXES)
+            paths.extend(Source(str(p), p) for p in found)
+        elif path.is_file():
+            paths.append(Source(arg, path))
+        else:
+            raise InputError(f"{arg}: no such file or directory")
+    if not paths:
+        raise InputError(
+            "no input files found", hint="name .json, .jsonl or .yaml files"
+        )
+    return paths
+
+
+def read_items(sources: Iterable[Source]) -> Iterator[InputItem]:
+    """Yield each asset body of each file in turn; a file may hold several."""
+    for source in sources:
+        yield from _read_file(source.path, source.label)
+
+
+def check_items(
+    items: Iterable[InputItem],
+    schema: Mapping[str, Any] | None,
+    *,
+    need_id: str | None = None,
+) -> int:
+    """Validate every item before anything is sent; return how many there are."""
+    validator = _validator(schema)
+    count = 0
+    for item in items:
+        count += 1
+        if validator is not None:
+            check_schema(item, validator)
+        if need_id and not isinstance(item.body.get(need_id), (str, int)):
+            raise InputError(
+                f"{item.source}: no {need_id!r} field to say which asset to edit"
+            )
+    return count
+
+
+def check_schema(item: InputItem, validator: Any) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(item.body))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise InputError(
+            f"{item.source}: {where}: {error.message}", hint="fix the input"
+        )
+
+
+def make_validator(schema: Mapping[str, Any] | None) -> Any:
+    return _validator(schema)
+
+
+def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
+    """`--set a.b=value` pairs as a nested patch; values are JSON if they parse."""
+    patch: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {pair!r}: expected field=value")
+        target = patch
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = _json_or_text(raw)
+    return patch
+
+
+def _validator(schema: Mapping[str, Any] | None) -> Any:
+    if schema is None:
+        return None
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _read_file(path: Path, name: str) -> Iterator[InputItem]:
+    try:
+        with path.open(encoding="utf-8") as stream:
+            kind = _kind(path, stream)
+            if kind == "jsonl":
+                yield from _json_lines(stream, name)
+            elif kind == "json":
+                yield from _documents([_load_json(stream, name)], name)
+            else:
+                yield from _documents(_load_yaml(stream, name), name)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text") from exc
+
+
+def _kind(path: Path, stream: IO[str]) -> str:
+    if path.suffix in JSON_LINES:
+        return "jsonl"
+    if path.suffix == ".json":
+        return "json"
+    if path.suffix in YAML_SUFFIXES:
+        return "yaml"
+    return _sniff(stream)
+
+
+def _sniff(stream: IO[str]) -> str:
+    """Guess the format of an unnamed input (stdin): JSON, JSON lines, else YAML."""
+    head = stream.read(65536)
+    stream.seek(0)
+    first = head.lstrip()[:1]
+    if first not in ("{", "["):
+        return "yaml"
+    try:
+        json.loads(head)
+        return "json"
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            return "jsonl"
+    return "json"
+
+
+def _json_lines(stream: IO[str], name: str) -> Iterator[InputItem]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        source = f"{name}:{number}"
+        try:
+            body = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source}: not valid JSON: {exc.msg}") from exc
+        yield _item(source, body)
+
+
+def _load_json(stream: IO[str], name: str) -> Any:
+    try:
+        return json.load(stream)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+
+
+def _load_yaml(stream: IO[str], name: str) -> Iterator[Any]:
+    try:
+        yield from yaml.safe_load_all(stream)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(
+            f"{name}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from exc
+
+
+def _documents(documents: Iterable[Any], name: str) -> Iterator[InputItem]:
+    """A document is one asset, or a list of assets; several documents are numbered."""
+    index = 0
+    for document in documents:
+        if document is None:
+            continue
+        for body in document if isinstance(document, list) else [document]:
+            yield _item(name if index == 0 else f"{name}#{index}", body)
+            index += 1
+
+
+def _item(source: str, body: Any) -> InputItem:
+    if not isinstance(body, dict):
+        raise InputError(f"{source}: expected an object, got {type(body).__name__}")
+    return InputItem(source=source, body=body)
+
+
+def _spool_stdin(stdin: IO[str]) -> Path:
+    # Kept until exit: the batch reads it twice (check, then send).
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        "w", encoding="utf-8", prefix="assetctl-stdin-", suffix="", delete=False
+    )
+    with spool:
+        shutil.copyfileobj(stdin, spool)
+    _SPOOLED.append(Path(spool.name))
+    return Path(spool.name)
+
+
+_SPOOLED: list[Path] = []
+
+
+def remove_spooled() -> None:
+    """Delete stdin spool files; commands call this when they finish."""
+    while _SPOOLED:
+        _SPOOLED.pop().unlink(missing_ok=True)

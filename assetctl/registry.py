@@ -1,0 +1,333 @@
+"""Loading and validating `asset-types.yaml`: which REST endpoints serve which type.
+
+Owns the registry format, its lookup order and its error messages; it sends no request
+and knows nothing of tokens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import platformdirs
+import yaml
+
+from assetctl.errors import RegistryError, UnknownAssetType
+
+REGISTRY_FILE = "asset-types.yaml"
+ENV_VAR = "ASSETCTL_REGISTRY"
+EDIT_STYLES = ("put", "merge-patch")
+ID_SOURCES = ("body", "location")
+PAGING_STYLES = ("none", "page", "offset", "next", "link-header")
+
+_TOP_KEYS = ("version", "api_url", "types")
+_TYPE_KEYS = (
+    "api_url",
+    "collection",
+    "item",
+    "edit",
+    "id_from",
+    "id_field",
+    "list",
+    "params",
+    "headers",
+    "schema",
+    "description",
+)
+_LIST_KEYS = (
+    "paging",
+    "items",
+    "page_param",
+    "size_param",
+    "first_page",
+    "offset_param",
+    "page_size",
+    "next",
+    "cursor_param",
+    "total",
+)
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How one type's list endpoint pages and where its items sit."""
+
+    style: str = "none"
+    items: str | None = None  # dotted path in the body; None: the body is the array
+    page_param: str = "page"
+    size_param: str | None = None
+    first_page: int = 1
+    offset_param: str = "offset"
+    page_size: int | None = None
+    next: str = "next"  # dotted path of the next link or cursor in the body
+    cursor_param: str | None = None  # set: `next` holds a cursor, not a URL
+    total: str | None = None  # dotted path of the total count, ends paging early
+
+
+@dataclass(frozen=True)
+class AssetType:
+    """One named asset type: where it lives and how its API behaves."""
+
+    name: str
+    collection: str
+    item: str
+    edit: str = "put"
+    id_from: str = "body"
+    id_field: str = "id"
+    api_url: str | None = None
+    paging: Paging = field(default_factory=Paging)
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    schema: Mapping[str, Any] | None = None
+    description: str = ""
+
+    def item_path(self, quoted_id: str) -> str:
+        return self.item.replace("{id}", quoted_id)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The loaded registry and the file it came from."""
+
+    source: str
+    types: Mapping[str, AssetType]
+
+    def get(self, name: str) -> AssetType:
+        if name in self.types:
+            return self.types[name]
+        raise UnknownAssetType(
+            f"unknown asset type {name!r} in {self.source}",
+            hint=_suggest(name, self.types)
+            or "run `assetctl asset types` to list them",
+        )
+
+
+def candidate_paths(explicit: str | None = None) -> list[tuple[str, Path]]:
+    """The lookup order, first existing wins: flag, env, cwd, config dir, package."""
+    found: list[tuple[str, Path]] = []
+    if explicit:
+        found.append(("--registry", Path(explicit)))
+    if os.environ.get(ENV_VAR):
+        found.append((ENV_VAR, Path(os.environ[ENV_VAR])))
+    found.append(("working directory", Path.cwd() / REGISTRY_FILE))
+    config_dir = Path(platformdirs.user_config_dir("assetctl"))
+    found.append(("config directory", config_dir / REGISTRY_FILE))
+    found.append(("package", Path(__file__).parent / "data" / REGISTRY_FILE))
+    return found
+
+
+def find_registry(explicit: str | None = None) -> Path:
+    """Pick the registry file; a named one (flag or env) must exist."""
+    for origin, path in candidate_paths(explicit):
+        if path.is_file():
+            return path
+        if origin in ("--registry", ENV_VAR):
+            raise RegistryError(
+                f"registry {path} (from {origin}) does not exist",
+                hint="fix the path or unset it",
+            )
+    raise RegistryError("no asset-types.yaml found", hint="pass --registry FILE")
+
+
+def load_registry(explicit: str | None = None) -> Registry:
+    path = find_registry(explicit)
+    return parse_registry(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_registry(text: str, source: str) -> Registry:
+    """Parse and validate registry text; errors name file, line, type and key."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise RegistryError(f"{source}:{line}: not valid YAML: {problem}") from exc
+    locate = _Locator(source, root)
+    if not isinstance(data, dict):
+        raise RegistryError(f"{source}:1: expected a mapping with a `types` key")
+    _check_keys(data, _TOP_KEYS, locate, (), "the registry")
+    types = data.get("types")
+    if not isinstance(types, dict) or not types:
+        raise locate.error(("types",), "`types` must be a non-empty mapping")
+    base = _optional_str(data, "api_url", locate, ())
+    base_dir = Path(source).parent
+    parsed = {
+        str(name): _parse_type(str(name), spec, locate, base, base_dir)
+        for name, spec in types.items()
+    }
+    return Registry(source=source, types=parsed)
+
+
+def _parse_type(
+    name: str, spec: Any, locate: _Locator, base: str | None, base_dir: Path
+) -> AssetType:
+    where = ("types", name)
+    if not isinstance(spec, dict):
+        raise locate.error(where, f"type {name!r}: expected a mapping")
+    _check_keys(spec, _TYPE_KEYS, locate, where, f"type {name!r}")
+    collection = _required_path(spec, "collection", locate, where, name)
+    item = spec.get("item", collection.rstrip("/") + "/{id}")
+    if not isinstance(item, str) or item.count("{id}") != 1:
+        raise locate.error(
+            (*where, "item"), f"type {name!r}: key 'item' needs one {{id}}"
+        )
+
+    return AssetType(
+        name=name,
+        collection=collection,
+        item=item,
+        edit=_choice(spec, "edit", EDIT_STYLES, locate, where, name),
+        id_from=_choice(spec, "id_from", ID_SOURCES, locate, where, name),
+        id_field=_optional_str(spec, "id_field", locate, where) or "id",
+        api_url=_optional_str(spec, "api_url", locate, where) or base,
+        paging=_parse_paging(spec.get("list", {}), locate, (*where, "list"), name),
+        params=_str_map(spec, "params", locate, where, name),
+        headers=_str_map(spec, "headers", locate, where, name),
+        schema=_load_schema(spec.get("schema"), locate, (*where, "schema"), base_dir),
+        description=str(spec.get("description", "")),
+    )
+
+
+def _parse_paging(spec: Any, locate: _Locator, where: tuple, name: str) -> Paging:
+    if not isinstance(spec, dict):
+        raise locate.error(where, f"type {name!r}: key 'list' must be a mapping")
+    _check_keys(spec, _LIST_KEYS, locate, where, f"type {name!r}, list")
+    values: dict[str, Any] = {
+        "style": _choice(spec, "paging", PAGING_STYLES, locate, where, name)
+    }
+    for key in ("items", "page_param", "size_param", "offset_param", "next"):
+        if key in spec:
+            values[key] = _optional_str(spec, key, locate, where)
+    for key in ("cursor_param", "total"):
+        values[key] = _optional_str(spec, key, locate, where)
+    for key in ("first_page", "page_size"):
+        if key in spec:
+            values[key] = _int(spec, key, locate, where, name)
+    if values["style"] == "offset" and not spec.get("size_param"):
+        values["size_param"] = "limit"
+    if values["style"] == "page" and not spec.get("size_param"):
+        values["size_param"] = "size"
+    return Paging(**values)
+
+
+def _load_schema(value: Any, locate: _Locator, where: tuple, base_dir: Path) -> Any:
+    """An inline JSON Schema, or a JSON/YAML file path relative to the registry."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        path = base_dir / value
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise locate.error(
+                where, f"schema file {path} unreadable: {exc.strerror}"
+            ) from exc
+        value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise locate.error(where, "schema must be a mapping or a file name")
+    try:
+        jsonschema.validators.validator_for(value).check_schema(value)
+    except jsonschema.SchemaError as exc:
+        raise locate.error(where, f"not a valid JSON Schema: {exc.message}") from exc
+    return value
+
+
+def _check_keys(
+    spec: Mapping, allowed: Iterable[str], locate: _Locator, where: tuple, what: str
+) -> None:
+    for key in spec:
+        if key not in allowed:
+            hint = _suggest(str(key), allowed)
+            message = f"{what}: unknown key {key!r}" + (f" ({hint})" if hint else "")
+            raise locate.error((*where, key), message, key_node=True)
+
+
+def _choice(
+    spec: Mapping, key: str, allowed: tuple, locate: _Locator, where: tuple, name: str
+) -> str:
+    value = spec.get(key, allowed[0])
+    if value not in allowed:
+        raise locate.error(
+            (*where, key),
+            f"type {name!r}: key {key!r} must be one of {', '.join(allowed)}",
+        )
+    return str(value)
+
+
+def _required_path(
+    spec: Mapping, key: str, locate: _Locator, where: tuple, name: str
+) -> str:
+    value = spec.get(key)
+    if not isinstance(value, str) or not value:
+        raise locate.error(
+            where,
+            f"type {name!r}: key {key!r} is required (a path like /items)",
+            key_node=True,
+        )
+    return value
+
+
+def _optional_str(
+    spec: Mapping, key: str, locate: _Locator, where: tuple
+) -> str | None:
+    value = spec.get(key)
+    if value is not None and not isinstance(value, str):
+        raise locate.error((*where, key), f"key {key!r} must be a string")
+    return value
+
+
+def _int(spec: Mapping, key: str, locate: _Locator, where: tuple, name: str) -> int:
+    value = spec[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise locate.error(
+            (*where, key), f"type {name!r}: key {key!r} must be a whole number"
+        )
+    return value
+
+
+def _str_map(
+    spec: Mapping, key: str, locate: _Locator, where: tuple, name: str
+) -> dict:
+    value = spec.get(key, {})
+    if not isinstance(value, dict):
+        raise locate.error(
+            (*where, key), f"type {name!r}: key {key!r} must be a mapping"
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+class _Locator:
+    """Finds the line of a key path in the composed YAML tree for error messages."""
+
+    def __init__(self, source: str, root: yaml.Node | None) -> None:
+        self.source = source
+        self.root = root
+
+    def error(
+        self, path: tuple, message: str, *, key_node: bool = False
+    ) -> RegistryError:
+        return RegistryError(f"{self.source}:{self.line(path, key_node)}: {message}")
+
+    def line(self, path: tuple, key_node: bool = False) -> int:
+        node, line = self.root, 1
+        for step in path:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            pair = next((p for p in node.value if p[0].value == str(step)), None)
+            if pair is None:
+                break
+            line = (pair[0] if key_node else pair[1]).start_mark.line + 1
+            node = pair[1]
+        return line

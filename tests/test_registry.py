@@ -1,0 +1,163 @@
+"""The registry: format, validation messages, lookup order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assetctl import registry
+from assetctl.errors import ExitCode, RegistryError, UnknownAssetType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+types:
+  things:
+    collection: /things
+"""
+
+
+def parse(text: str):
+    return registry.parse_registry(text, "reg.yaml")
+
+
+def test_defaults_for_a_minimal_type():
+    thing = parse(MINIMAL).get("things")
+    assert thing.item == "/things/{id}"
+    assert (thing.edit, thing.id_from, thing.id_field) == ("put", "body", "id")
+    assert thing.paging.style == "none"
+    assert thing.schema is None
+
+
+def test_example_registry_and_shipped_copy_describe_the_reference_api():
+    example = (ROOT / "asset-types.yaml").read_text()
+    shipped = (ROOT / "assetctl" / "data" / "asset-types.yaml").read_text()
+    assert example == shipped
+    types = parse(example).types
+    assert types["datasets"].paging.style == "page"
+    assert types["models"].edit == "merge-patch"
+    assert types["models"].id_from == "location"
+    assert types["models"].paging.style == "link-header"
+
+
+def test_every_key_of_the_format_parses(tmp_path):
+    (tmp_path / "schema.json").write_text('{"type": "object", "required": ["name"]}')
+    text = """\
+version: 1
+api_url: https://one.example
+types:
+  things:
+    api_url: https://two.example/v2
+    description: all keys
+    collection: /things
+    item: /things/{id}/detail
+    edit: merge-patch
+    id_from: location
+    id_field: key
+    params: {api-version: 3}
+    headers: {X-Team: data}
+    schema: schema.json
+    list:
+      paging: next
+      items: data.items
+      next: links.next
+      cursor_param: cursor
+      size_param: per_page
+      page_size: 50
+  others:
+    collection: /others
+    list: {paging: offset, offset_param: skip, size_param: top, total: count}
+"""
+    path = tmp_path / "asset-types.yaml"
+    path.write_text(text)
+    loaded = registry.load_registry(str(path))
+    thing, other = loaded.get("things"), loaded.get("others")
+    assert thing.api_url == "https://two.example/v2"
+    assert other.api_url == "https://one.example"
+    assert thing.params == {"api-version": "3"}
+    assert thing.schema == {"type": "object", "required": ["name"]}
+    assert thing.item_path("a%2Fb") == "/things/a%2Fb/detail"
+    assert thing.paging.cursor_param == "cursor"
+    assert other.paging.offset_param == "skip"
+    assert other.paging.total == "count"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL + "    colection: /x\n",
+            "reg.yaml:4: type 'things': unknown key 'colection' "
+            "(did you mean 'collection'?)",
+        ),
+        (
+            MINIMAL + "    edit: post\n",
+            "reg.yaml:4: type 'things': key 'edit' must be one of put, merge-patch",
+        ),
+        (
+            MINIMAL + "    list:\n      paging: cursor\n",
+            "reg.yaml:5: type 'things': key 'paging' must be one of",
+        ),
+        (
+            MINIMAL + "    list:\n      pagesize: 3\n",
+            "reg.yaml:5: type 'things', list: unknown key 'pagesize' "
+            "(did you mean 'page_size'?)",
+        ),
+        (
+            MINIMAL + "    item: /things/x\n",
+            "reg.yaml:4: type 'things': key 'item' needs one {id}",
+        ),
+        (MINIMAL + "    schema: {type: 12}\n", "reg.yaml:4: not a valid JSON Schema"),
+        (
+            "typez: {}\n",
+            "reg.yaml:1: the registry: unknown key 'typez' (did you mean 'types'?)",
+        ),
+        (
+            "types:\n  a:\n    item: /a/{id}\n",
+            "reg.yaml:2: type 'a': key 'collection' is required",
+        ),
+        ("types: [\n", "reg.yaml:2: not valid YAML"),
+    ],
+)
+def test_a_wrong_registry_names_file_line_type_and_key(text, expected):
+    with pytest.raises(RegistryError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(expected)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_unknown_type_suggests_the_close_one():
+    with pytest.raises(UnknownAssetType, match="did you mean 'things'"):
+        parse(MINIMAL).get("thing")
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    shipped = Path(registry.__file__).parent / "data" / "asset-types.yaml"
+    assert registry.find_registry() == shipped
+
+    user = tmp_path / "config" / "assetctl" / "asset-types.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text(MINIMAL)
+    assert registry.find_registry() == user
+
+    local = tmp_path / "asset-types.yaml"
+    local.write_text(MINIMAL)
+    assert registry.find_registry() == local
+
+    env = tmp_path / "env.yaml"
+    env.write_text(MINIMAL)
+    monkeypatch.setenv(registry.ENV_VAR, str(env))
+    assert registry.find_registry() == env
+
+    flag = tmp_path / "flag.yaml"
+    flag.write_text(MINIMAL)
+    assert registry.find_registry(str(flag)) == flag
+
+
+def test_a_named_registry_must_exist(tmp_path):
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.find_registry(str(tmp_path / "missing.yaml"))
