@@ -1,0 +1,239 @@
+"""`AssetClient`: create, get, edit, delete and list the assets of one registry type.
+
+It takes an already authorized session (tokens are `assetctl.auth`'s business), builds
+URLs from the registry entry with ids quoted as one path segment, retries what is safe
+to retry, and turns error answers into `AssetctlError`s. It prints nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+import requests
+
+from assetctl.assets import paging, problems
+from assetctl.assets.retry import (
+    RetriesExhausted,
+    RetryPolicy,
+    network_error,
+    send_with_retry,
+)
+from assetctl.errors import ApiError, NotFound
+from assetctl.registry import AssetType
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset as the API returned it; `etag` when the API sent one."""
+
+    id: str
+    body: Mapping[str, Any] | None
+    etag: str | None = None
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A request as `--dry-run` shows it instead of sending it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Any = None
+
+
+def quote_id(asset_id: object) -> str:
+    """An id as exactly one path segment: `a/../b` becomes `a%2F..%2Fb`."""
+    return quote(str(asset_id), safe="")
+
+
+class AssetClient:
+    """Talks to the endpoints of one asset type through one shared session."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        asset_type: AssetType,
+        api_url: str,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.session = session
+        self.type = asset_type
+        self.base = (asset_type.api_url or api_url).rstrip("/") + "/"
+        self.retry = retry or RetryPolicy()
+
+    # URLs and plans
+
+    def collection_url(self) -> str:
+        return urljoin(self.base, self.type.collection.lstrip("/"))
+
+    def item_url(self, asset_id: object) -> str:
+        return urljoin(self.base, self.type.item_path(quote_id(asset_id)).lstrip("/"))
+
+    def plan_create(self, body: Mapping[str, Any], key: str) -> PlannedRequest:
+        headers = {**self.type.headers, IDEMPOTENCY_HEADER: key}
+        return PlannedRequest("POST", self._with_params(self.collection_url()), headers, body)
+
+    def plan_edit(
+        self, asset_id: object, body: Mapping[str, Any], etag: str | None = None
+    ) -> PlannedRequest:
+        headers = dict(self.type.headers)
+        method = "PUT"
+        if self.type.edit == "merge-patch":
+            method, headers["Content-Type"] = "PATCH", MERGE_PATCH
+        if etag:
+            headers["If-Match"] = etag
+        url = self._with_params(self.item_url(asset_id))
+        return PlannedRequest(method, url, headers, body)
+
+    def plan_delete(self, asset_id: object, etag: str | None = None) -> PlannedRequest:
+        headers = {**self.type.headers, **({"If-Match": etag} if etag else {})}
+        return PlannedRequest("DELETE", self._with_params(self.item_url(asset_id)), headers)
+
+    # Requests
+
+    def create(self, body: Mapping[str, Any], *, key: str) -> Asset:
+        """POST with an idempotency key; a lost answer is looked up before resending."""
+        plan = self.plan_create(body, key)
+        known_id = body.get(self.type.id_field)
+        lookup = (lambda: self._lookup(known_id)) if known_id is not None else None
+        response = self._send(plan, on_lost=lookup)
+        if response.request.method == "GET":
+            log.info("create of %s had reached the API before; not resending", known_id)
+            return self._asset(response, str(known_id))
+        self._raise_for(response, plan)
+        return self._asset(response, self._created_id(response))
+
+    def get(self, asset_id: object) -> Asset:
+        plan = PlannedRequest("GET", self._with_params(self.item_url(asset_id)), {})
+        response = self._send(plan)
+        self._raise_for(response, plan)
+        return self._asset(response, str(asset_id))
+
+    def find(self, asset_id: object) -> Asset | None:
+        try:
+            return self.get(asset_id)
+        except NotFound:
+            return None
+
+    def edit(
+        self, asset_id: object, body: Mapping[str, Any], *, etag: str | None = None
+    ) -> Asset:
+        plan = self.plan_edit(asset_id, body, etag)
+        response = self._send(plan)
+        self._raise_for(response, plan)
+        return self._asset(response, str(asset_id))
+
+    def delete(self, asset_id: object, *, etag: str | None = None) -> None:
+        plan = self.plan_delete(asset_id, etag)
+        response = self._send(plan)
+        self._raise_for(response, plan)
+
+    def list(
+        self, filters: Mapping[str, str] | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every asset, page by page as the pages arrive; `limit` stops early."""
+        params = {**self.type.params, **(filters or {})}
+        items = paging.iterate_items(
+            self._fetch_page, self.type.paging, self.collection_url(), params
+        )
+        return islice(items, limit) if limit is not None else items
+
+    def raw(self, method: str, url: str, body: bytes | None, headers: Mapping) -> Any:
+        """One request as given, retried only when idempotent (the `api` command)."""
+        plan = PlannedRequest(method.upper(), url, dict(headers), body)
+        idempotent = plan.method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        retry = self.retry if idempotent else RetryPolicy(attempts=1)
+        return self._send(plan, retry=retry, params=False)
+
+    # Plumbing
+
+    def _fetch_page(self, url: str, params: Mapping[str, Any] | None) -> Any:
+        plan = PlannedRequest("GET", url, dict(self.type.headers))
+        response = self._send(plan, query=params)
+        self._raise_for(response, plan)
+        return response
+
+    def _lookup(self, asset_id: object) -> requests.Response | None:
+        try:
+            response = self.session.get(self.item_url(asset_id), params=self.type.params)
+        except requests.RequestException:
+            return None
+        return response if response.status_code == 200 else None
+
+    def _send(
+        self,
+        plan: PlannedRequest,
+        *,
+        query: Mapping[str, Any] | None = None,
+        on_lost: Any = None,
+        retry: RetryPolicy | None = None,
+        params: bool = True,
+    ) -> requests.Response:
+        headers = {**self.type.headers, **plan.headers}
+        data = plan.body
+        if isinstance(data, Mapping):
+            data = json.dumps(data).encode()
+            headers.setdefault("Content-Type", "application/json")
+        headers.setdefault("Accept", "application/json")
+
+        def send() -> requests.Response:
+            return self.session.request(
+                plan.method, plan.url, params=query, data=data, headers=headers
+            )
+
+        try:
+            return send_with_retry(send, retry or self.retry, on_lost=on_lost)
+        except RetriesExhausted as exc:
+            raise network_error(exc, plan.url) from exc
+
+    def _with_params(self, url: str) -> str:
+        if not self.type.params:
+            return url
+        prepared = requests.Request("GET", url, params=self.type.params).prepare()
+        return str(prepared.url)
+
+    def _raise_for(self, response: requests.Response, plan: PlannedRequest) -> None:
+        if response.status_code < 400:
+            return
+        path = urlsplit(plan.url).path
+        raise problems.error_for(response, f"{plan.method} {path}")
+
+    def _created_id(self, response: requests.Response) -> str:
+        if self.type.id_from == "location":
+            location = response.headers.get("Location", "")
+            segment = urlsplit(location).path.rstrip("/").rpartition("/")[2]
+            if segment:
+                return unquote(segment)
+            raise ApiError("the API created the asset but sent no Location header")
+        found = _json(response).get(self.type.id_field)
+        if found is None:
+            raise ApiError(f"the API's create answer has no {self.type.id_field!r}")
+        return str(found)
+
+    def _asset(self, response: requests.Response, asset_id: str) -> Asset:
+        body = _json(response) or None
+        etag = response.headers.get("ETag")
+        return Asset(id=asset_id, body=body, etag=etag, status=response.status_code)
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,152 @@
+"""The batch journal: what a run has finished, so a rerun after Ctrl-C does only the rest.
+
+One JSON-lines file per batch in the user's state directory, named by a hash of the
+command and its inputs. Its first line holds the run id that idempotency keys derive
+from, so a resumed run resends a lost create under the same key. Each finished item is
+appended and fsynced before the next is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import filelock
+import platformdirs
+
+from assetctl.errors import InputError
+
+DONE_ACTIONS = frozenset({"created", "updated", "unchanged", "deleted"})
+
+
+def journal_dir() -> Path:
+    return Path(platformdirs.user_state_dir("assetctl")) / "journals"
+
+
+def batch_key(parts: Mapping[str, Any]) -> str:
+    """A stable name for one batch: the command, its target and its inputs."""
+    canonical = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One finished item as the journal keeps it."""
+
+    digest: str
+    action: str
+    id: str | None
+
+
+class Journal:
+    """An open journal; use as a context manager so the lock is released."""
+
+    def __init__(self, key: str, directory: Path | None = None) -> None:
+        self.directory = directory or journal_dir()
+        self.path = self.directory / f"{key}.jsonl"
+        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
+        self._done: dict[str, Entry] = {}
+        self._stream: IO[str] | None = None
+        self.run_id = ""
+        self.resumed = False
+
+    def __enter__(self) -> Journal:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout as exc:
+            raise InputError(
+                "another run of this same batch is in progress",
+                hint=f"wait for it, or remove {self._lock.lock_file} if it died",
+            ) from exc
+        self._load()
+        self._stream = self.path.open("a", encoding="utf-8")
+        if self._ends_mid_line():
+            self._stream.write("\n")  # a kill cut the last line; start clean
+        if not self.run_id:
+            self.run_id = uuid.uuid4().hex
+            self._append({"run": self.run_id})
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stream:
+            self._stream.close()
+        self._lock.release()
+
+    def done(self, digest: str) -> Entry | None:
+        return self._done.get(digest)
+
+    def idempotency_key(self, digest: str) -> str:
+        """Stable per item within a run and its resumptions, new for a fresh run."""
+        seed = hashlib.sha256(f"{self.run_id}:{digest}".encode()).hexdigest()
+        return str(uuid.UUID(seed[:32]))
+
+    def record(self, digest: str, action: str, asset_id: str | None) -> None:
+        # Not added to the in-memory index: it only answers for earlier runs, which
+        # keeps memory flat however long this run is.
+        self._append({"item": digest, "action": action, "id": asset_id})
+
+    def discard(self) -> None:
+        """Forget the batch: it completed, so the same command later is a new batch."""
+        if self._stream:
+            self._stream.close()
+            self._stream = None
+        self.path.unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as stream:
+            for line in stream:
+                self._read_line(line)
+        self.resumed = bool(self.run_id)
+
+    def _ends_mid_line(self) -> bool:
+        if not self.path.stat().st_size:
+            return False
+        with self.path.open("rb") as stream:
+            stream.seek(-1, os.SEEK_END)
+            return stream.read(1) != b"\n"
+
+    def _read_line(self, line: str) -> None:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return  # a line cut short by a kill: that item was not finished
+        if "run" in entry:
+            self.run_id = entry["run"]
+        elif entry.get("action") in DONE_ACTIONS:
+            digest = entry["item"]
+            self._done[digest] = Entry(digest, entry["action"], entry.get("id"))
+
+    def _append(self, entry: Mapping[str, Any]) -> None:
+        assert self._stream is not None
+        self._stream.write(json.dumps(entry) + "\n")
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+
+
+class NoJournal(Journal):
+    """For `--dry-run` and single requests: remembers nothing, writes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("none", Path(os.devnull))
+        self.run_id = uuid.uuid4().hex
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def record(self, digest: str, action: str, asset_id: str | None) -> None:
+        return None
+
+    def discard(self) -> None:
+        return None

@@ -1,0 +1,220 @@
+"""The OAuth 2.0 Device Authorization Grant (RFC 8628), protocol only.
+
+It asks for a device code and polls for tokens; it neither prints nor stores anything.
+Callers show the code (`on_wait`) and keep the result. A pending authorization is a
+plain frozen dataclass so that `login --no-wait` can store it and `--resume` go on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import requests
+
+from ..errors import AccessDenied, DeviceCodeExpired, LoginError, NetworkError
+from ..logs import register_secret
+from .oidc import Endpoints, oauth_error, post_form
+from .tokens import TokenSet
+
+log = logging.getLogger(__name__)
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SLOW_DOWN_STEP = 5.0  # RFC 8628 section 3.5
+MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    device_code: str = field(repr=False)
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_at: float
+    interval: float
+    issuer: str
+    client_id: str
+    code_verifier: str | None = field(default=None, repr=False)
+    # Earliest moment the next poll may go out: kept across processes (`--resume`).
+    next_poll_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        register_secret(self.device_code)
+        register_secret(self.code_verifier)
+
+    def seconds_left(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DeviceAuthorization:
+        data = json.loads(text)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The person has not approved yet; poll again no sooner than `next_poll_at`."""
+
+    authorization: DeviceAuthorization
+
+
+def request_authorization(
+    session: requests.Session,
+    endpoints: Endpoints,
+    client_id: str,
+    scope: str,
+    *,
+    use_pkce: bool = True,
+    now: Callable[[], float] = time.time,
+) -> DeviceAuthorization:
+    """Ask the server for a device code and a user code."""
+    if not endpoints.device_authorization:
+        raise LoginError(
+            f"{endpoints.issuer} does not offer the device authorization grant",
+            hint="ask the server's administrators to enable it for the client",
+        )
+    data = {"client_id": client_id, "scope": scope}
+    verifier = None
+    if use_pkce and "S256" in endpoints.pkce_methods:
+        verifier = secrets.token_urlsafe(48)
+        data["code_challenge"] = _s256(verifier)
+        data["code_challenge_method"] = "S256"
+
+    response = post_form(session, endpoints.device_authorization, data)
+    if response.status_code != 200:
+        raise _authorization_error(response, client_id)
+
+    body = response.json()
+    started = now()
+    interval = float(body.get("interval") or 5)
+    try:
+        return DeviceAuthorization(
+            device_code=body["device_code"],
+            user_code=body["user_code"],
+            verification_uri=body.get("verification_uri") or body["verification_url"],
+            verification_uri_complete=body.get("verification_uri_complete"),
+            expires_at=started + float(body.get("expires_in") or 600),
+            interval=interval,
+            issuer=endpoints.issuer,
+            client_id=client_id,
+            code_verifier=verifier,
+            next_poll_at=started + interval,
+        )
+    except KeyError as exc:
+        raise LoginError(f"the device authorization answer lacks '{exc.args[0]}'") from exc
+
+
+def poll_once(
+    session: requests.Session,
+    endpoints: Endpoints,
+    authorization: DeviceAuthorization,
+    *,
+    now: Callable[[], float] = time.time,
+) -> TokenSet | Pending:
+    """One request to the token endpoint; raises when the login is over without tokens."""
+    if authorization.seconds_left(now()) <= 0:
+        raise DeviceCodeExpired(
+            "the device code expired before it was approved", hint="run `assetctl login` again"
+        )
+    data = {"grant_type": DEVICE_GRANT, "device_code": authorization.device_code, "client_id": authorization.client_id}
+    if authorization.code_verifier:
+        data["code_verifier"] = authorization.code_verifier
+
+    try:
+        response = post_form(session, endpoints.token, data)
+    except NetworkError as exc:
+        # A blip while the person is still typing must not lose the login.
+        log.warning("polling failed (%s); trying again", exc.message)
+        return _backoff(authorization, now())
+
+    if response.status_code == 200:
+        return TokenSet.from_response(
+            response.json(), issuer=endpoints.issuer, client_id=authorization.client_id, now=now()
+        )
+    return _pending_or_raise(response, authorization, now())
+
+
+def wait_for_tokens(
+    session: requests.Session,
+    endpoints: Endpoints,
+    authorization: DeviceAuthorization,
+    *,
+    deadline: float | None = None,
+    on_wait: Callable[[DeviceAuthorization], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> TokenSet | Pending:
+    """Poll at the server's pace until approved, denied, expired or past `deadline`."""
+    while True:
+        delay = max(0.0, authorization.next_poll_at - now())
+        if deadline is not None and now() + delay > deadline:
+            return Pending(authorization)
+        if on_wait:
+            on_wait(authorization)
+        sleep(delay)
+
+        outcome = poll_once(session, endpoints, authorization, now=now)
+        if isinstance(outcome, TokenSet):
+            return outcome
+        authorization = outcome.authorization
+
+
+def _pending_or_raise(
+    response: requests.Response, authorization: DeviceAuthorization, at: float
+) -> Pending:
+    error, description = oauth_error(response)
+    if error == "authorization_pending":
+        return Pending(replace(authorization, next_poll_at=at + authorization.interval))
+    if error == "slow_down" or response.status_code == 429:
+        interval = authorization.interval + SLOW_DOWN_STEP
+        log.info("server asked to slow down; polling every %.0f s", interval)
+        return Pending(replace(authorization, interval=interval, next_poll_at=at + interval))
+    if error == "access_denied":
+        raise AccessDenied("the login was denied in the browser", hint="run `assetctl login` to try again")
+    if error == "expired_token" or (error == "invalid_grant" and authorization.seconds_left(at) <= 0):
+        # Keycloak (26.x, checked 2026-12) says expired_token only for about interval +
+        # 10 s past expiry, and invalid_grant after that.
+        raise DeviceCodeExpired("the device code expired before it was approved", hint="run `assetctl login` again")
+    if response.status_code >= 500:
+        log.warning("token endpoint answered HTTP %s; trying again", response.status_code)
+        return _backoff(authorization, at)
+    raise LoginError(
+        f"the server ended the login: {error}" + (f" ({description})" if description else ""),
+        hint="run `assetctl login` again",
+    )
+
+
+def _backoff(authorization: DeviceAuthorization, at: float) -> Pending:
+    wait = min(max(authorization.interval * 2, 5.0), MAX_BACKOFF)
+    return Pending(replace(authorization, next_poll_at=at + wait))
+
+
+def _authorization_error(response: requests.Response, client_id: str) -> LoginError:
+    error, description = oauth_error(response)
+    if error == "invalid_client":
+        return LoginError(
+            f"the server does not know client '{client_id}'",
+            hint="check --client-id / ASSETCTL_CLIENT_ID and the realm",
+        )
+    if error == "unauthorized_client":
+        return LoginError(
+            f"client '{client_id}' may not use the device flow",
+            hint="enable 'OAuth 2.0 Device Authorization Grant' on the client in Keycloak",
+        )
+    return LoginError(
+        f"the device authorization request failed: {error}" + (f" ({description})" if description else "")
+    )
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

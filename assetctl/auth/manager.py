@@ -1,0 +1,217 @@
+"""The auth layer every command goes through: a valid access token, on demand.
+
+It prefers `ASSETCTL_TOKEN` when set, else the profile's stored token set, refreshing it
+ahead of expiry. Refreshing is serialised across processes with a per-profile file lock,
+and the store is read again once the lock is held: with refresh-token rotation, two
+processes spending the same refresh token would end the session (Keycloak reports a
+replayed refresh token as `invalid_grant` and, with rotation on, ends the session).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import filelock
+import platformdirs
+import requests
+
+from ..config import APP_NAME, Settings
+from ..errors import AuthError, ConfigError, NotLoggedIn, SessionEnded
+from ..http import check_transport, make_session
+from . import oidc
+from .credentials import Credentials
+from .oidc import Endpoints
+from .store import open_store
+from .tokens import TokenSet
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT = 60.0
+ENV_TOKEN = "ASSETCTL_TOKEN"
+ENV_SECRET = "ASSETCTL_CLIENT_SECRET"
+ENV_SECRET_FILE = "ASSETCTL_CLIENT_SECRET_FILE"
+
+
+class Authenticator:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        credentials: Credentials | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = os.environ if env is None else env
+        self._session = session
+        self._credentials = credentials
+        self._endpoints: Endpoints | None = None
+        self._cached: TokenSet | None = None
+        self._thread_lock = threading.RLock()
+
+    # -- the pieces, made only when first needed (commands without tokens touch none)
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = make_session(self.settings)
+        return self._session
+
+    @property
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            self._credentials = Credentials(open_store(self.settings), self.settings.profile)
+        return self._credentials
+
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            issuer = self.settings.issuer
+            check_transport(issuer, self.settings, "Keycloak server")
+            self._endpoints = oidc.discover(self.session, issuer)
+        return self._endpoints
+
+    # -- tokens
+
+    def env_token(self) -> TokenSet | None:
+        """A ready access token from ASSETCTL_TOKEN; it wins over stored tokens."""
+        raw = self.env.get(ENV_TOKEN, "").strip()
+        if not raw:
+            return None
+        claims = TokenSet(access_token=raw, expires_at=0).claims()
+        expires_at = float(claims.get("exp", 0)) or float("inf")
+        return TokenSet(
+            access_token=raw,
+            expires_at=expires_at,
+            lifetime=float("inf"),
+            issuer=str(claims.get("iss", "")),
+            grant="environment",
+        )
+
+    def source(self) -> str:
+        if self.env.get(ENV_TOKEN, "").strip():
+            return f"environment variable {ENV_TOKEN}"
+        return self.credentials.description
+
+    def stored_tokens(self) -> TokenSet:
+        """The profile's stored set, as is; `NotLoggedIn` if there is none for here."""
+        issuer = self.settings.issuer  # a missing setting is the first thing to say
+        tokens = self.credentials.load_tokens()
+        if tokens is None:
+            raise NotLoggedIn(
+                f"not logged in (profile '{self.settings.profile}')", hint="run `assetctl login`"
+            )
+        if tokens.issuer.rstrip("/") != issuer.rstrip("/") or tokens.client_id != self.settings.client_id:
+            raise NotLoggedIn(
+                f"the stored login of profile '{self.settings.profile}' is for "
+                f"{tokens.issuer} (client {tokens.client_id}), not {issuer} (client {self.settings.client_id})",
+                hint="run `assetctl login`, or choose the matching --profile",
+            )
+        return tokens
+
+    def valid_tokens(self, min_valid: float = 0.0) -> TokenSet:
+        """Tokens valid for at least `min_valid` seconds, refreshed if need be."""
+        env_tokens = self.env_token()
+        if env_tokens is not None:
+            return self._check_env_token(env_tokens, min_valid)
+
+        with self._thread_lock:
+            cached = self._cached
+            if cached is not None and cached.is_fresh(min_valid):
+                return cached
+            tokens = self.stored_tokens()
+            if not tokens.is_fresh(min_valid):
+                log.info("access token expires in %.0f s; refreshing", tokens.seconds_left())
+                tokens = self._refresh_locked(min_valid, rejected=None)
+            self._cached = tokens
+            return tokens
+
+    def access_token(self, min_valid: float = 0.0) -> str:
+        return self.valid_tokens(min_valid).access_token
+
+    def refresh_after_rejection(self, rejected: str) -> str | None:
+        """The API said 401 to `rejected`: a new token, or None if none can be had."""
+        if self.env_token() is not None:
+            return None
+        with self._thread_lock:
+            if self._cached is not None and self._cached.access_token != rejected:
+                return self._cached.access_token
+            log.info("the API rejected the access token; refreshing once")
+            self._cached = self._refresh_locked(0.0, rejected=rejected)
+            return self._cached.access_token
+
+    def store_login(self, tokens: TokenSet) -> None:
+        self.credentials.save_tokens(tokens)
+        self._cached = tokens
+
+    # -- internals
+
+    def _refresh_locked(self, min_valid: float, rejected: str | None) -> TokenSet:
+        try:
+            with self.lock():
+                # Another process may have refreshed while we waited: use its result.
+                tokens = self.stored_tokens()
+                stale = rejected is not None and tokens.access_token == rejected
+                if not stale and tokens.is_fresh(min_valid):
+                    log.debug("another process refreshed the tokens meanwhile")
+                    return tokens
+                fresh = self._renew(tokens)
+                # Rotation: the old refresh token is spent now; keep the new one first.
+                self.credentials.save_tokens(fresh)
+        except filelock.Timeout as exc:
+            raise AuthError(
+                f"another assetctl process has held the token lock for {LOCK_TIMEOUT:.0f} s",
+                hint="wait for it to finish, then try again",
+            ) from exc
+
+        if not fresh.is_fresh(min_valid):
+            raise AuthError(
+                f"the server issues access tokens valid for {fresh.lifetime:.0f} s, less "
+                f"than the {min_valid:.0f} s asked for",
+                hint="ask for less with --min-valid",
+            )
+        return fresh
+
+    def _renew(self, tokens: TokenSet) -> TokenSet:
+        if tokens.grant == "client_credentials":
+            secret = read_client_secret(self.env)
+            if secret is None:
+                raise SessionEnded(
+                    "the service account token expired and no client secret is set",
+                    hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, then run `assetctl login --client-credentials`",
+                )
+            return oidc.client_credentials(
+                self.session, self.endpoints(), tokens.client_id, secret, tokens.scope or self.settings.scope
+            ).with_updates(grant="client_credentials")
+        if tokens.refresh_expired():
+            raise SessionEnded("your session ended (the refresh token expired)", hint="run `assetctl login`")
+        return oidc.refresh(self.session, self.endpoints(), tokens)
+
+    def _check_env_token(self, tokens: TokenSet, min_valid: float) -> TokenSet:
+        if tokens.seconds_left() <= max(min_valid, 0.0):
+            raise AuthError(
+                f"the token in {ENV_TOKEN} is expired or expires within {min_valid:.0f} s",
+                hint=f"supply a fresh one, or unset {ENV_TOKEN} to use the stored login",
+            )
+        return tokens
+
+    def lock(self) -> filelock.BaseFileLock:
+        folder = Path(platformdirs.user_state_dir(APP_NAME)) / "locks"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return filelock.FileLock(folder / f"{self.settings.profile}.lock", timeout=LOCK_TIMEOUT)
+
+
+def read_client_secret(env: Mapping[str, str], path: str | None = None) -> str | None:
+    """The service account secret, from a file or ASSETCTL_CLIENT_SECRET(_FILE); never a
+    flag value, which would land in shell history."""
+    path = path or env.get(ENV_SECRET_FILE)
+    if path:
+        try:
+            secret = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the client secret file {path}: {exc.strerror}") from exc
+        return secret or None
+    return env.get(ENV_SECRET, "").strip() or None

@@ -1,0 +1,265 @@
+"""Where tokens and pending logins live: the OS keyring, or an opt-in private file.
+
+The keyring is the default. Its values are split into pieces small enough for every
+platform (Windows Credential Manager takes about 1,280 characters per entry, keyring
+25 stores UTF-16 and splits nothing: jaraco/keyring #355, #540), written only when they
+change (macOS asks again on every rewrite), and every call has a timeout (a D-Bus
+activation or a locked collection can hang). A keyring backend that stores plain text
+(`keyrings.alt`) is refused: the plain-text file store is only ever an explicit choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import platformdirs
+
+from ..config import APP_NAME, Settings
+from ..errors import StorageError
+
+log = logging.getLogger(__name__)
+
+SERVICE = APP_NAME
+CHUNK_SIZE = 1000  # characters; below Windows' limit with room to spare
+_MANIFEST = "assetctl-chunks:"
+
+T = TypeVar("T")
+
+STORE_HINT = (
+    "unlock or start your system keyring (on Linux a Secret Service such as "
+    "gnome-keyring), or opt in to a private file with --token-store file "
+    "(ASSETCTL_TOKEN_STORE=file); in CI use ASSETCTL_TOKEN or `assetctl login "
+    "--client-credentials`"
+)
+
+
+class SecretStore(Protocol):
+    """A place for small secret strings, by key."""
+
+    description: str
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> bool: ...
+
+
+def open_store(settings: Settings) -> SecretStore:
+    if settings.token_store == "file":
+        return FileStore(Path(platformdirs.user_state_dir(APP_NAME)) / "tokens")
+    return KeyringStore(timeout=settings.keyring_timeout)
+
+
+class KeyringStore:
+    """The OS keyring, with pieces, change detection and timeouts."""
+
+    def __init__(self, timeout: float = 10.0, backend: object | None = None) -> None:
+        self.timeout = timeout
+        self._backend = backend
+        self.description = "system keyring"
+
+    def get(self, key: str) -> str | None:
+        head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
+        if head is None or not head.startswith(_MANIFEST):
+            return head
+
+        count, digest = _parse_manifest(head)
+        parts = [self._call(lambda kr, i=i: kr.get_password(SERVICE, f"{key}#{i}"), "read") for i in range(count)]
+        value = "".join(p or "" for p in parts)
+        if _digest(value) != digest:
+            log.warning("the keyring entry %s is incomplete; ignoring it", key)
+            return None
+        return value
+
+    def set(self, key: str, value: str) -> None:
+        old_head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
+        if old_head is not None and self._same(key, old_head, value):
+            log.debug("keyring entry %s unchanged; not rewriting it", key)
+            return
+
+        old_count = _parse_manifest(old_head)[0] if old_head and old_head.startswith(_MANIFEST) else 0
+        pieces = _split(value)
+        if len(pieces) == 1 and not value.startswith(_MANIFEST):
+            self._call(lambda kr: kr.set_password(SERVICE, key, value), "write")
+        else:
+            # Pieces first, manifest last: a reader never sees a manifest whose pieces
+            # are missing (the refresh lock keeps writers apart).
+            for i, piece in enumerate(pieces):
+                self._call(lambda kr, i=i, piece=piece: kr.set_password(SERVICE, f"{key}#{i}", piece), "write")
+            head = f"{_MANIFEST}{len(pieces)}:{_digest(value)}"
+            self._call(lambda kr: kr.set_password(SERVICE, key, head), "write")
+        self._delete_pieces(key, start=len(pieces) if len(pieces) > 1 else 0, stop=old_count)
+
+    def delete(self, key: str) -> bool:
+        head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
+        if head is None:
+            return False
+        count = _parse_manifest(head)[0] if head.startswith(_MANIFEST) else 0
+        self._delete_pieces(key, start=0, stop=count)
+        self._call(lambda kr: _delete_quietly(kr, key), "delete")
+        return True
+
+    def _same(self, key: str, old_head: str, value: str) -> bool:
+        if not old_head.startswith(_MANIFEST):
+            return old_head == value
+        return _parse_manifest(old_head)[1] == _digest(value) and self.get(key) == value
+
+    def _delete_pieces(self, key: str, start: int, stop: int) -> None:
+        for i in range(start, stop):
+            self._call(lambda kr, i=i: _delete_quietly(kr, f"{key}#{i}"), "delete")
+
+    def _call(self, action: Callable[[object], T], what: str) -> T:
+        return call_with_timeout(lambda: action(self.backend()), self.timeout, f"keyring {what}")
+
+    def backend(self) -> object:
+        if self._backend is None:
+            self._backend = call_with_timeout(_safe_backend, self.timeout, "keyring start")
+            self.description = f"system keyring ({type(self._backend).__name__})"
+        return self._backend
+
+
+class FileStore:
+    """Opt-in: one file per entry, readable by the owner only (0600 in a 0700 folder)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.description = f"file {folder} (opt-in, unencrypted)"
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self._path(key).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from exc
+
+    def set(self, key: str, value: str) -> None:
+        path = self._path(key)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.folder, 0o700)
+            if path.exists() and path.read_text(encoding="utf-8") == value:
+                return
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(value)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}", hint="check the folder's permissions") from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _path(self, key: str) -> Path:
+        return self.folder / (key.replace("/", "__") + ".json")
+
+
+def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:
+    """Run `action` in a daemon thread; a hang becomes a `StorageError`, not a hang."""
+    results: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            results.put((True, action()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            results.put((False, exc))
+
+    threading.Thread(target=run, name=what, daemon=True).start()
+    try:
+        ok, value = results.get(timeout=timeout)
+    except queue.Empty:
+        raise StorageError(f"the {what} did not answer within {timeout:.0f} s", hint=STORE_HINT) from None
+    if ok:
+        return value  # type: ignore[return-value]
+    raise _storage_error(value, what)  # type: ignore[arg-type]
+
+
+def _safe_backend() -> object:
+    import keyring
+    from keyring.backends import fail
+
+    backend = keyring.get_keyring()
+    chosen = _effective(backend)
+    if isinstance(chosen, fail.Keyring):
+        raise StorageError("no system keyring is available", hint=STORE_HINT)
+    if _is_plaintext(chosen):
+        raise StorageError(
+            f"the keyring backend {type(chosen).__module__}.{type(chosen).__name__} stores "
+            "secrets unencrypted; assetctl will not use it silently",
+            hint="remove keyrings.alt or choose another backend, or opt in to the file "
+            "store explicitly with --token-store file",
+        )
+    return backend
+
+
+def _effective(backend: object) -> object:
+    """The backend a chainer would write to first."""
+    children = getattr(backend, "backends", None)
+    if children:
+        return children[0]
+    return backend
+
+
+def _is_plaintext(backend: object) -> bool:
+    module = type(backend).__module__
+    name = type(backend).__name__
+    return module.startswith("keyrings.alt") and "Encrypted" not in name or module.endswith(".null")
+
+
+def _storage_error(exc: BaseException, what: str) -> BaseException:
+    if isinstance(exc, StorageError):
+        return exc
+    try:
+        from keyring.errors import KeyringError, KeyringLocked, NoKeyringError
+    except ImportError:  # pragma: no cover
+        return exc
+    if isinstance(exc, NoKeyringError):
+        return StorageError("no system keyring is available", hint=STORE_HINT)
+    if isinstance(exc, KeyringLocked):
+        return StorageError("the system keyring is locked", hint=STORE_HINT)
+    if isinstance(exc, KeyringError):
+        return StorageError(f"the {what} failed: {_first_line(exc)}", hint=STORE_HINT)
+    return exc
+
+
+def _delete_quietly(kr: object, key: str) -> None:
+    from keyring.errors import PasswordDeleteError
+
+    try:
+        kr.delete_password(SERVICE, key)  # type: ignore[attr-defined]
+    except PasswordDeleteError:
+        pass
+
+
+def _split(value: str) -> list[str]:
+    if len(value) <= CHUNK_SIZE:
+        return [value]
+    return [value[i : i + CHUNK_SIZE] for i in range(0, len(value), CHUNK_SIZE)]
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _parse_manifest(head: str) -> tuple[int, str]:
+    count, digest = head[len(_MANIFEST) :].split(":", 1)
+    return int(count), digest
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

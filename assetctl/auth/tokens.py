@@ -1,0 +1,112 @@
+"""`TokenSet`: the tokens of one login and when they stop working.
+
+Expiry comes from the server's `expires_in`, counted from when the answer arrived on this
+machine, never from the token's own `iat`/`exp`: a server whose clock is a few seconds off
+must not make a fresh token look expired (or an old one look fresh).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import jwt
+
+from ..logs import register_secret
+
+# Refresh this long before expiry, at most: a request in flight must not carry a token
+# that dies on the way. Short-lived tokens get a tenth of their life instead.
+REFRESH_MARGIN = 30.0
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str = field(repr=False)
+    expires_at: float
+    refresh_token: str | None = field(default=None, repr=False)
+    # None: the server gave no refresh expiry (offline tokens say 0, meaning "no fixed
+    # lifetime", not "never": the server can still end them).
+    refresh_expires_at: float | None = None
+    lifetime: float = 300.0
+    scope: str = ""
+    token_type: str = "Bearer"
+    issuer: str = ""
+    client_id: str = ""
+    obtained_at: float = 0.0
+    # "device" or "client_credentials": how to get a new set when this one runs out.
+    grant: str = "device"
+
+    def __post_init__(self) -> None:
+        register_secret(self.access_token)
+        register_secret(self.refresh_token)
+
+    @classmethod
+    def from_response(
+        cls,
+        body: Mapping[str, Any],
+        *,
+        issuer: str,
+        client_id: str,
+        previous: TokenSet | None = None,
+        now: float | None = None,
+        grant: str | None = None,
+    ) -> TokenSet:
+        """Build from a token endpoint answer; `previous` keeps a refresh token the
+        server chose not to rotate."""
+        now = time.time() if now is None else now
+        lifetime = float(body.get("expires_in") or 300)
+        refresh_in = float(body.get("refresh_expires_in") or 0)
+        refresh_token = body.get("refresh_token") or (previous.refresh_token if previous else None)
+        return cls(
+            access_token=str(body["access_token"]),
+            expires_at=now + lifetime,
+            refresh_token=refresh_token,
+            refresh_expires_at=now + refresh_in if refresh_in > 0 else None,
+            lifetime=lifetime,
+            scope=str(body.get("scope", "")),
+            token_type=str(body.get("token_type", "Bearer")),
+            issuer=issuer,
+            client_id=client_id,
+            obtained_at=now,
+            grant=grant or (previous.grant if previous else "device"),
+        )
+
+    def margin(self) -> float:
+        return min(REFRESH_MARGIN, self.lifetime / 10)
+
+    def seconds_left(self, now: float | None = None) -> float:
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_fresh(self, min_valid: float = 0.0, now: float | None = None) -> bool:
+        """True if the access token stays valid for `min_valid` seconds, and for the
+        refresh margin at least."""
+        return self.seconds_left(now) > max(min_valid, self.margin())
+
+    def refresh_expired(self, now: float | None = None) -> bool:
+        if self.refresh_token is None:
+            return True
+        if self.refresh_expires_at is None:
+            return False
+        return self.refresh_expires_at <= (time.time() if now is None else now)
+
+    def with_updates(self, **changes: Any) -> TokenSet:
+        return replace(self, **changes)
+
+    def claims(self) -> dict[str, Any]:
+        """The access token's claims, unverified (for display, never for trust)."""
+        try:
+            return dict(jwt.decode(self.access_token, options={"verify_signature": False}))
+        except jwt.PyJWTError:
+            return {}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenSet:
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

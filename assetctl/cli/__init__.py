@@ -1,0 +1,1 @@
+"""The command layer: parse arguments, call the core, render results."""

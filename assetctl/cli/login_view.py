@@ -1,0 +1,80 @@
+"""How a pending device login is shown to a person: a panel on stderr with the URL, the
+code, a QR code of the complete URI and a countdown. Nothing here talks to a server."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import webbrowser
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from ..auth.device_flow import DeviceAuthorization
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:
+    lines = [
+        Text.assemble("Open  ", (authorization.verification_uri, "bold cyan")),
+        Text.assemble("Code  ", (authorization.user_code, "bold yellow")),
+    ]
+    if authorization.verification_uri_complete:
+        lines.append(Text.assemble("Or go straight to  ", (authorization.verification_uri_complete, "cyan")))
+    lines.append(Text(f"The code expires in {_clock(authorization.seconds_left())}.", style="dim"))
+    stderr.print(Panel(Group(*lines), title="Sign in to assetctl", expand=False))
+    if qr and authorization.verification_uri_complete:
+        stderr.print(_qr_text(authorization.verification_uri_complete), highlight=False, markup=False)
+
+
+def open_browser(url: str | None) -> bool:
+    if not url or not has_display():
+        return False
+    try:
+        return webbrowser.open(url, new=2)
+    except webbrowser.Error:
+        return False
+
+
+def has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Countdown:
+    """A one-line status on stderr, updated at each wait: time left until expiry."""
+
+    def __init__(self) -> None:
+        self._status = stderr.status("") if stderr.is_terminal else None
+        self._started = False
+
+    def __call__(self, authorization: DeviceAuthorization) -> None:
+        message = f"Waiting for approval; the code expires in {_clock(authorization.seconds_left())}"
+        if self._status is None:
+            return
+        self._status.update(message)
+        if not self._started:
+            self._status.start()
+            self._started = True
+
+    def stop(self) -> None:
+        if self._status is not None and self._started:
+            self._status.stop()
+
+
+def _qr_text(data: str) -> str:
+    import segno
+
+    buffer = io.StringIO()
+    segno.make(data, error="l").terminal(out=buffer, compact=True, border=2)
+    return buffer.getvalue()
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+

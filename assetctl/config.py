@@ -1,0 +1,225 @@
+"""Settings: where assetctl finds Keycloak and the API, resolved once per command.
+
+Precedence, highest first: command-line flags, `ASSETCTL_*` environment variables, the
+old script's variables (`KEYCLOAK_SERVER_URL`, ...), a `.env` file in the working
+directory, the profile in the config file, built-in defaults. Reading settings never
+touches the network or the token store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "assetctl"
+
+# Setting name -> (ASSETCTL_* variable, the old script's variable or None).
+ENV_NAMES: dict[str, tuple[str, str | None]] = {
+    "server_url": ("ASSETCTL_SERVER_URL", "KEYCLOAK_SERVER_URL"),
+    "realm": ("ASSETCTL_REALM", "KEYCLOAK_REALM"),
+    "client_id": ("ASSETCTL_CLIENT_ID", "KEYCLOAK_CLIENT_ID"),
+    "api_url": ("ASSETCTL_API_URL", "PROTECTED_API_URL"),
+    "registry": ("ASSETCTL_REGISTRY", None),
+    "ca_bundle": ("ASSETCTL_CA_BUNDLE", None),
+    "allow_http": ("ASSETCTL_ALLOW_HTTP", None),
+    "timeout": ("ASSETCTL_TIMEOUT", None),
+    "token_store": ("ASSETCTL_TOKEN_STORE", None),
+    "keyring_timeout": ("ASSETCTL_KEYRING_TIMEOUT", None),
+    "scope": ("ASSETCTL_SCOPE", None),
+}
+
+TOKEN_STORES = ("keyring", "file")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where to go and how."""
+
+    profile: str = "default"
+    server_url: str | None = None
+    realm: str | None = None
+    client_id: str = "assetctl"
+    api_url: str | None = None
+    registry: str | None = None
+    ca_bundle: str | None = None
+    allow_http: bool = False
+    timeout: float = 30.0
+    token_store: str = "keyring"
+    keyring_timeout: float = 10.0
+    scope: str = "openid"
+    no_input: bool = False
+    config_file: Path | None = None
+    # Setting name -> where its value came from ("flag", "env ASSETCTL_REALM", ...).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def issuer(self) -> str:
+        """The realm's issuer URL, as Keycloak puts it in tokens."""
+        if not self.server_url or not self.realm:
+            missing = "server URL" if not self.server_url else "realm"
+            raise ConfigError(
+                f"no Keycloak {missing} configured for profile '{self.profile}'",
+                hint="set ASSETCTL_SERVER_URL and ASSETCTL_REALM, pass --server-url "
+                "and --realm, or add them to the config file (see `assetctl --help`)",
+            )
+        return f"{self.server_url.rstrip('/')}/realms/{self.realm}"
+
+    def require_api_url(self) -> str:
+        if not self.api_url:
+            raise ConfigError(
+                f"no API URL configured for profile '{self.profile}'",
+                hint="set ASSETCTL_API_URL or pass --api-url",
+            )
+        return self.api_url.rstrip("/")
+
+
+def default_config_file(env: Mapping[str, str]) -> Path:
+    if env.get("ASSETCTL_CONFIG"):
+        return Path(env["ASSETCTL_CONFIG"])
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings from every source; `flags` holds only values the user gave."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    config_file = default_config_file(env)
+    config = _read_config_file(config_file)
+    dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
+
+    profile, profile_source = _choose_profile(flags, env, config)
+    layers = [
+        ("built-in default", {}),
+        (f"config file profile '{profile}'", _profile_values(config, profile, config_file)),
+        (".env file", _env_values(dotenv, legacy=True)),
+        ("old script variable", _env_values(env, legacy=True, only_legacy=True)),
+        ("environment", _env_values(env, legacy=False)),
+        ("flag", flags),
+    ]
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {"profile": profile_source}
+    for source, layer in layers:
+        for name, value in layer.items():
+            values[name] = value
+            sources[name] = source
+
+    values.pop("profile", None)
+    return _build(profile, values, sources, config_file)
+
+
+def _choose_profile(
+    flags: Mapping[str, Any], env: Mapping[str, str], config: Mapping[str, Any]
+) -> tuple[str, str]:
+    if flags.get("profile"):
+        return str(flags["profile"]), "flag"
+    if env.get("ASSETCTL_PROFILE"):
+        return env["ASSETCTL_PROFILE"], "env ASSETCTL_PROFILE"
+    if config.get("default_profile"):
+        return str(config["default_profile"]), "config file default_profile"
+    return "default", "built-in default"
+
+
+def _env_values(
+    env: Mapping[str, str], *, legacy: bool, only_legacy: bool = False
+) -> dict[str, str]:
+    values = {}
+    for name, (new, old) in ENV_NAMES.items():
+        if not only_legacy and env.get(new):
+            values[name] = env[new]
+        elif legacy and old and env.get(old):
+            values[name] = env[old]
+    return values
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    # The old script kept ACCESS_TOKEN / REFRESH_TOKEN here too; only settings are read.
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc}", hint="fix or remove the file"
+        ) from exc
+
+    unknown = set(data) - {"default_profile", "profiles"}
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key '{sorted(unknown)[0]}'",
+            hint="allowed at top level: default_profile, [profiles.NAME]",
+        )
+    return data
+
+
+def _profile_values(
+    config: Mapping[str, Any], profile: str, path: Path
+) -> dict[str, Any]:
+    profiles = config.get("profiles", {})
+    values = dict(profiles.get(profile, {}))
+    known = set(ENV_NAMES)
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"config file {path}: profile '{profile}' has unknown key '{key}'",
+                hint=f"known keys: {', '.join(sorted(known))}",
+            )
+    return values
+
+
+def _build(
+    profile: str, values: dict[str, Any], sources: dict[str, str], config_file: Path
+) -> Settings:
+    known = {f.name for f in fields(Settings)}
+    kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in known}
+    try:
+        if "timeout" in kwargs:
+            kwargs["timeout"] = float(kwargs["timeout"])
+        if "keyring_timeout" in kwargs:
+            kwargs["keyring_timeout"] = float(kwargs["keyring_timeout"])
+    except ValueError as exc:
+        raise ConfigError(
+            f"timeout must be a number of seconds, got {exc}", hint="fix the value"
+        ) from exc
+    if "allow_http" in kwargs:
+        kwargs["allow_http"] = _as_bool(kwargs["allow_http"])
+
+    store = kwargs.get("token_store", "keyring")
+    if store not in TOKEN_STORES:
+        raise ConfigError(
+            f"unknown token store '{store}' (from {sources.get('token_store')})",
+            hint="use 'keyring' (default) or 'file'",
+        )
+    return Settings(profile=profile, config_file=config_file, sources=sources, **kwargs)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,88 @@
+"""Logging set-up for every command, and the redaction that keeps secrets out of it.
+
+Redaction is always on, whatever the level: a record is scrubbed of anything shaped like
+a JWT, a bearer credential or a token-bearing field, and of every secret value the auth
+layer registered at run time (opaque refresh tokens, client secrets, device codes).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+MASK = "[redacted]"
+
+SECRET_FIELDS = (
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "device_code",
+    "client_secret",
+    "code_verifier",
+    "password",
+    "assertion",
+    "subject_token",
+)
+
+_PATTERNS = [
+    # JWTs (Keycloak's access, refresh and id tokens are all JWTs).
+    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"),
+    # Authorization header values.
+    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(?<=basic )[A-Za-z0-9._~+/=-]+"),
+]
+_FIELD_PATTERN = re.compile(
+    r"(?i)((?:%s)[\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)" % "|".join(SECRET_FIELDS)
+)
+
+_known_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that it is masked wherever it shows up."""
+    if value and len(value) >= 6:
+        with _lock:
+            _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return `text` with every secret we know of, or can recognise, masked."""
+    with _lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(MASK, text)
+    return _FIELD_PATTERN.sub(lambda m: m.group(1) + MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Formats each record once and stores the scrubbed text as its message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def configure(verbosity: int) -> None:
+    """0: warnings, 1 (`-v`): info, 2 (`--debug`): everything, to stderr."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("assetctl: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+    # urllib3 logs full URLs at DEBUG; our own HTTP dump replaces it.
+    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
