@@ -1,0 +1,255 @@
+"""The auth layer end to end: the installed CLI against the real Keycloak of the local
+stack, tokens in a real Secret Service (gnome-keyring in a private D-Bus session)."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
+import keyring
+import pytest
+import requests
+
+from .terminal import login_in_terminal, run, spawn_in_terminal
+
+pytestmark = pytest.mark.e2e
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def stored_tokens(env: dict, profile: str = "default") -> dict:
+    """Read the token set straight from the Secret Service, as another program could."""
+    import os
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("DBUS", "XDG", "HOME"))})
+    try:
+        from assetctl.auth.store import KeyringStore
+
+        text = KeyringStore(timeout=10, backend=keyring.get_keyring()).get(f"{profile}/tokens")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert text is not None, "no token set in the keyring"
+    return json.loads(text)
+
+
+def test_login_stores_tokens_in_the_secret_service_and_token_prints_them(cli_env, approve, keycloak):
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
+    assert "Logged in as demo" in out
+
+    stored = stored_tokens(cli_env)
+    assert stored["issuer"] == keycloak.issuer
+    assert stored["refresh_token"]
+
+    result = run(["token"], cli_env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"  # the token and nothing else
+    assert token == stored["access_token"]
+    assert claims(token)["preferred_username"] == "demo"
+    assert "asset-api" in claims(token)["aud"]
+
+
+def test_token_verify_checks_signature_issuer_and_audience(cli_env, approve):
+    assert login_in_terminal(cli_env, approve)[0] == 0
+
+    ok = run(["token", "--verify", "--audience", "asset-api"], cli_env)
+    assert ok.returncode == 0, ok.stderr
+    assert "verified" in ok.stderr
+
+    wrong = run(["token", "--verify", "--audience", "someone-else"], cli_env)
+    assert wrong.returncode == 4
+    assert "audience" in wrong.stderr.lower()
+
+    decoded = run(["token", "--decode"], cli_env)
+    assert json.loads(decoded.stdout)["preferred_username"] == "demo"
+
+
+def test_denied_consent_ends_login_with_its_own_exit_code(cli_env, approve):
+    code, out = login_in_terminal(cli_env, approve, accept=False)
+    assert code == 5, out
+    assert "denied" in out
+    assert "Traceback" not in out
+
+
+def test_expired_access_token_is_refreshed_on_next_command(cli_env, approve, keycloak):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
+    assert login_in_terminal(env, approve)[0] == 0
+    first = run(["token"], env).stdout.strip()
+    before = len(keycloak.events("REFRESH_TOKEN"))
+
+    time.sleep(11)  # the short client's access tokens live 10 s
+    result = run(["token"], env)
+    assert result.returncode == 0, result.stderr
+    second = result.stdout.strip()
+
+    assert second != first
+    assert claims(second)["exp"] > claims(first)["exp"]
+    assert len(keycloak.events("REFRESH_TOKEN")) == before + 1
+    assert stored_tokens(env)["access_token"] == second
+
+
+def test_sixteen_processes_share_one_refresh_and_the_session_survives(cli_env, approve, keycloak):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
+    assert login_in_terminal(env, approve)[0] == 0
+    time.sleep(11)
+    before = len(keycloak.events("REFRESH_TOKEN"))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: run(["token"], env, timeout=120), range(16)))
+
+    assert [r.returncode for r in results] == [0] * 16, [r.stderr for r in results if r.returncode]
+    tokens = {r.stdout.strip() for r in results}
+    assert len(tokens) == 1
+    assert len(keycloak.events("REFRESH_TOKEN")) == before + 1
+    assert not keycloak.events("REFRESH_TOKEN_ERROR")
+
+    time.sleep(11)  # the session is still alive: the next refresh works too
+    again = run(["token"], env)
+    assert again.returncode == 0, again.stderr
+
+
+def test_revoked_session_fails_fast_with_the_auth_exit_code(cli_env, approve, keycloak):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
+    assert login_in_terminal(env, approve)[0] == 0
+    keycloak.logout_user("demo")  # an administrator ends every session of the user
+    time.sleep(11)
+
+    started = time.monotonic()
+    result = run(["token"], env)
+    assert result.returncode == 4
+    assert "session ended" in result.stderr
+    assert "assetctl login" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert time.monotonic() - started < 10
+
+
+def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, keycloak):
+    assert login_in_terminal(cli_env, approve)[0] == 0
+    refresh_token = stored_tokens(cli_env)["refresh_token"]
+
+    result = run(["logout"], cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "Logged out" in result.stderr
+
+    token_url = f"{keycloak.issuer}/protocol/openid-connect/token"
+    answer = requests.post(
+        token_url,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": "assetctl-cli-test"},
+        timeout=10,
+    )
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    assert run(["status"], cli_env).returncode == 4
+
+
+def test_logout_without_server_still_removes_tokens(cli_env, approve):
+    assert login_in_terminal(cli_env, approve)[0] == 0
+
+    offline = run(["--server-url", "http://127.0.0.1:9", "logout"], cli_env)  # nothing listens
+    assert offline.returncode == 0, offline.stderr
+    assert "may live on" in offline.stderr
+    assert run(["status"], cli_env).returncode == 4
+
+
+def test_status_reports_user_roles_expiry_and_storage(cli_env, approve, keycloak):
+    assert run(["status"], cli_env).returncode == 4
+    assert login_in_terminal(cli_env, approve, args=["--offline"])[0] == 0
+
+    result = run(["status", "--output", "json"], cli_env)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["user"] == "demo"
+    assert info["issuer"] == keycloak.issuer
+    assert "asset-writer" in info["roles"]
+    assert "offline_access" in info["scopes"]
+    assert info["refresh_expires_in"] is None  # offline tokens: no fixed expiry
+    assert info["access_expires_in"] > 0
+    assert "keyring" in info["storage"].lower()
+    text = run(["status"], cli_env).stdout
+    assert "demo" in text and "Stored in" in text
+
+
+def test_login_without_terminal_fails_at_once_naming_ci_options(cli_env):
+    started = time.monotonic()
+    result = run(["login"], cli_env)
+    assert time.monotonic() - started < 5  # interpreter start-up included
+    assert result.returncode == 4
+    assert "ASSETCTL_TOKEN" in result.stderr and "--client-credentials" in result.stderr
+
+
+def test_service_account_login_with_secret_from_environment(cli_env):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-ci", "ASSETCTL_CLIENT_SECRET": "dev-ci-secret"}
+    result = run(["login", "--client-credentials"], env)
+    assert result.returncode == 0, result.stderr
+
+    info = json.loads(run(["status", "--output", "json"], env).stdout)
+    assert info["grant"] == "client_credentials"
+    assert "asset-writer" in info["roles"]
+    token = run(["token"], env).stdout.strip()
+    assert claims(token)["azp"] == "assetctl-ci"
+
+    bad = run(["login", "--client-credentials"], {**env, "ASSETCTL_CLIENT_SECRET": "wrong"})
+    assert bad.returncode == 4
+    assert "wrong" not in bad.stderr
+
+
+def test_environment_token_wins_and_status_says_so(cli_env, approve):
+    assert login_in_terminal(cli_env, approve)[0] == 0
+    stored = run(["token"], cli_env).stdout.strip()
+    supplied = run(["token"], cli_env).stdout.strip()
+    env = {**cli_env, "ASSETCTL_TOKEN": supplied}
+
+    info = json.loads(run(["status", "--output", "json"], env).stdout)
+    assert info["token_source"] == "environment variable ASSETCTL_TOKEN"
+    assert run(["token"], env).stdout.strip() == supplied == stored
+
+
+def test_debug_output_of_login_refresh_and_logout_holds_no_secret(cli_env, approve, keycloak):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
+    run_ = spawn_in_terminal(["--debug", "login", "--no-browser"], env)
+    uri = run_.wait_for_complete_uri()
+    approve(uri)
+    code, login_out = run_.finish()
+    assert code == 0, login_out
+    first = stored_tokens(env)
+
+    time.sleep(11)
+    refreshed = run(["--debug", "status"], env)
+    token = run(["--debug", "token"], env)
+    second = stored_tokens(env)
+    logout = run(["--debug", "logout"], env)
+
+    everything = login_out + refreshed.stderr + token.stderr + logout.stdout + logout.stderr
+    assert "POST" in everything  # the exchanges were logged
+    secrets = [first["access_token"], first["refresh_token"], second["refresh_token"]]
+    for secret in secrets:
+        for piece in (secret, secret[-40:]):
+            assert piece not in everything
+    assert token.stdout.strip() == second["access_token"]  # stdout is the one place for it
+
+
+def test_no_keyring_fails_before_the_device_flow_and_file_store_is_opt_in(cli_env):
+    env = {k: v for k, v in cli_env.items() if not k.startswith("DBUS")}
+    env["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/nonexistent"
+    result = run(["login", "--no-wait"], env)
+    assert result.returncode == 10, result.stderr
+    assert "--token-store file" in result.stderr
+    assert "user_code" not in result.stdout and "Open" not in result.stdout
+
+    env["ASSETCTL_TOKEN_STORE"] = "file"
+    started = run(["login", "--no-wait", "--output", "json"], env)
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["user_code"]
+
+
+def test_plain_http_to_a_remote_server_is_refused(cli_env):
+    env = {**cli_env, "ASSETCTL_SERVER_URL": "http://keycloak.example.com"}
+    result = run(["login", "--no-wait"], env)
+    assert result.returncode == 3
+    assert "http://" in result.stderr and "--allow-http" in result.stderr
