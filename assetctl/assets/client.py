@@ -84,7 +84,9 @@ class AssetClient:
 
     def plan_create(self, body: Mapping[str, Any], key: str) -> PlannedRequest:
         headers = {**self.type.headers, IDEMPOTENCY_HEADER: key}
-        return PlannedRequest("POST", self._with_params(self.collection_url()), headers, body)
+        return PlannedRequest(
+            "POST", self._with_params(self.collection_url()), headers, body
+        )
 
     def plan_edit(
         self, asset_id: object, body: Mapping[str, Any], etag: str | None = None
@@ -100,7 +102,9 @@ class AssetClient:
 
     def plan_delete(self, asset_id: object, etag: str | None = None) -> PlannedRequest:
         headers = {**self.type.headers, **({"If-Match": etag} if etag else {})}
-        return PlannedRequest("DELETE", self._with_params(self.item_url(asset_id)), headers)
+        return PlannedRequest(
+            "DELETE", self._with_params(self.item_url(asset_id)), headers
+        )
 
     # Requests
 
@@ -168,7 +172,9 @@ class AssetClient:
 
     def _lookup(self, asset_id: object) -> requests.Response | None:
         try:
-            response = self.session.get(self.item_url(asset_id), params=self.type.params)
+            response = self.session.get(
+                self.item_url(asset_id), params=self.type.params
+            )
         except requests.RequestException:
             return None
         return response if response.status_code == 200 else None

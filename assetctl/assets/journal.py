@@ -1,4 +1,4 @@
-"""The batch journal: what a run has finished, so a rerun after Ctrl-C does only the rest.
+"""The batch journal: what a run has finished, so a rerun after Ctrl-C does the rest.
 
 One JSON-lines file per batch in the user's state directory, named by a hash of the
 command and its inputs. Its first line holds the run id that idempotency keys derive

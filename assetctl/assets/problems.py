@@ -33,7 +33,9 @@ def error_for(response: requests.Response, what: str) -> ApiError | AuthError:
     message = f"{what}: {describe(response)}"
     status = response.status_code
     if status == 401:
-        return AuthError(message, hint="run `assetctl login` (or check the token's audience)")
+        return AuthError(
+            message, hint="run `assetctl login` (or check the token's audience)"
+        )
     if status == 403:
         return Forbidden(message, status=status, hint="ask for the writer role")
     if status == 404:

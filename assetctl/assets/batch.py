@@ -1,0 +1,171 @@
+"""Running one action over many items: bounded concurrency, journal, fail-fast, Ctrl-C.
+
+Items are pulled from their generator only as worker slots free up, so memory stays
+flat however many there are. Every finished item is journaled (from this thread)
+before it is reported. Rendering is the caller's `report` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from assetctl.assets.actions import Action, Outcome
+from assetctl.assets.client import AssetClient
+from assetctl.assets.inputs import InputItem
+from assetctl.assets.journal import Journal
+from assetctl.errors import AssetctlError, AuthError, ExitCode, Forbidden, Interrupted
+
+log = logging.getLogger(__name__)
+
+# Errors that would fail every remaining item the same way: stop the batch.
+FATAL = (AuthError, Forbidden)
+
+
+@dataclass
+class Summary:
+    """Counts per action, and the exit code they add up to."""
+
+    counts: Counter = field(default_factory=Counter)
+    first_failure: Outcome | None = None
+    fatal: AssetctlError | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    def exit_code(self) -> int:
+        if self.fatal is not None:
+            return int(self.fatal.exit_code)
+        if not self.failed:
+            return ExitCode.OK
+        if self.total == 1 and self.first_failure is not None:
+            return self.first_failure.exit_code  # one item: its own code (8 for 412)
+        return ExitCode.FAILURE
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.action] += 1
+        if outcome.action == "failed" and self.first_failure is None:
+            self.first_failure = outcome
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    jobs: int = 4
+    fail_fast: bool = False
+
+
+def run_batch(
+    items: Iterable[InputItem],
+    action: Action,
+    client: AssetClient,
+    journal: Journal,
+    options: BatchOptions,
+    report: Callable[[Outcome], None],
+) -> Summary:
+    """Apply `action` to every item not already done; return the summary."""
+    runner = _Runner(action, client, journal, options, report)
+    with ThreadPoolExecutor(
+        max_workers=options.jobs, thread_name_prefix="asset"
+    ) as pool:
+        try:
+            runner.feed(items, pool)
+            runner.drain(everything=True)
+        except KeyboardInterrupt:
+            runner.stop_now()
+            raise Interrupted(
+                f"interrupted after {runner.summary.total} item(s)",
+                hint="run the same command again to do only the rest",
+            ) from None
+    return runner.summary
+
+
+class _Runner:
+    def __init__(
+        self,
+        action: Action,
+        client: AssetClient,
+        journal: Journal,
+        options: BatchOptions,
+        report: Callable[[Outcome], None],
+    ) -> None:
+        self.action, self.client, self.journal = action, client, journal
+        self.options, self.report = options, report
+        self.summary = Summary()
+        self.pending: dict[Future, InputItem] = {}
+        self.stopping = False
+
+    def feed(self, items: Iterable[InputItem], pool: ThreadPoolExecutor) -> None:
+        window = self.options.jobs * 2  # in flight plus one queued each: flat memory
+        for item in items:
+            if self.stopping:
+                return
+            if self._skip_if_done(item):
+                continue
+            key = self.journal.idempotency_key(item.digest)
+            self.pending[pool.submit(self._attempt, item, key)] = item
+            while len(self.pending) >= window:
+                self.drain(everything=False)
+
+    def drain(self, *, everything: bool) -> None:
+        while self.pending:
+            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finish(self.pending.pop(future), future.result())
+            if self.stopping:
+                self._cancel_queued()
+            if not everything:
+                return
+
+    def stop_now(self) -> None:
+        """Ctrl-C: drop queued items, let running ones end and journal them."""
+        self.stopping = True
+        self._cancel_queued()
+        try:
+            self.drain(everything=True)
+        except KeyboardInterrupt:
+            log.warning("second Ctrl-C: not waiting for requests in flight")
+
+    def _cancel_queued(self) -> None:
+        for future in list(self.pending):
+            if future.cancel():
+                del self.pending[future]
+
+    def _attempt(self, item: InputItem, key: str) -> Outcome:
+        try:
+            return self.action(self.client, item, key)
+        except AssetctlError as exc:
+            if isinstance(exc, FATAL) and self.summary.fatal is None:
+                self.summary.fatal = exc
+            return Outcome(
+                item.source,
+                "failed",
+                status=getattr(exc, "status", None),
+                error=str(exc),
+                exit_code=int(exc.exit_code),
+            )
+
+    def _finish(self, item: InputItem, outcome: Outcome) -> None:
+        if outcome.action != "planned":
+            self.journal.record(item.digest, outcome.action, outcome.id)
+        self.summary.add(outcome)
+        self.report(outcome)
+        failed = outcome.action == "failed"
+        if self.summary.fatal is not None or (failed and self.options.fail_fast):
+            self.stopping = True
+
+    def _skip_if_done(self, item: InputItem) -> bool:
+        entry = self.journal.done(item.digest)
+        if entry is None:
+            return False
+        outcome = Outcome(item.source, "skipped", entry.id, error=None)
+        self.summary.add(outcome)
+        self.report(outcome)
+        return True

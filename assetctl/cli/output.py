@@ -1,0 +1,284 @@
+"""Rendering results: a table on a terminal, JSON, JSON lines, YAML or bare ids.
+
+Results go to stdout and nothing else does; progress, per-item errors and summaries
+go to stderr. Lists are printed as they stream in. `NO_COLOR` turns colour off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from typing import IO, Any
+
+import yaml
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from assetctl.errors import InputError
+
+FORMATS = ("table", "json", "jsonl", "yaml", "ids")
+TABLE_CHUNK = 50  # rows measured for column widths; later rows reuse them
+MAX_COLUMNS = 8
+MAX_WIDTH = 40
+
+
+def resolve_format(explicit: str | None, default: str | None = None) -> str:
+    """The chosen format: the flag, the global default, else table on a terminal."""
+    chosen = explicit or default
+    if chosen is None:
+        return "table" if sys.stdout.isatty() else "json"
+    if chosen not in FORMATS:
+        raise InputError(
+            f"unknown output format {chosen!r}", hint=f"use {', '.join(FORMATS)}"
+        )
+    return chosen
+
+
+def console(stream: IO[str] | None = None, *, stderr: bool = False) -> Console:
+    return Console(
+        file=stream,
+        stderr=stderr,
+        no_color="NO_COLOR" in os.environ,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def print_assets(
+    items: Iterable[Mapping[str, Any]],
+    fmt: str,
+    id_field: str,
+    out: IO[str] | None = None,
+) -> int:
+    """Print a stream of assets as they arrive; return how many were printed."""
+    out = out or sys.stdout
+    if fmt == "table":
+        return _table(iter(items), id_field, out)
+    if fmt == "json":
+        return _json_array(items, out)
+    count = 0
+    for item in items:
+        out.write(format_one(item, fmt, id_field))
+        out.flush()
+        count += 1
+    return count
+
+
+def print_asset(
+    item: Mapping[str, Any], fmt: str, id_field: str, out: IO[str] | None = None
+) -> None:
+    """One asset: a two-column field/value table on a terminal."""
+    out = out or sys.stdout
+    if fmt != "table":
+        out.write(
+            format_one(
+                item, "json" if fmt == "jsonl" else fmt, id_field, indent=fmt == "json"
+            )
+        )
+        return
+    table = Table(box=box.SIMPLE, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in item.items():
+        table.add_row(str(key), cell(value))
+    console(out).print(table)
+
+
+def format_one(
+    item: Any, fmt: str, id_field: str = "id", *, indent: bool = False
+) -> str:
+    if fmt == "ids":
+        return (
+            f"{item.get(id_field, '')}\n" if isinstance(item, Mapping) else f"{item}\n"
+        )
+    if fmt == "yaml":
+        return "---\n" + yaml.safe_dump(
+            _plain(item), sort_keys=False, allow_unicode=True
+        )
+    return json.dumps(item, indent=2 if indent else None, ensure_ascii=False) + "\n"
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _json_array(items: Iterable[Any], out: IO[str]) -> int:
+    """A JSON array written element by element, so it streams and stays valid JSON."""
+    count = 0
+    out.write("[")
+    for item in items:
+        out.write(
+            ("," if count else "") + "\n  " + json.dumps(item, ensure_ascii=False)
+        )
+        out.flush()
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    out.flush()
+    return count
+
+
+def _table(items: Iterator[Mapping[str, Any]], id_field: str, out: IO[str]) -> int:
+    """Tables in chunks: the first sets columns and widths, the rest follow unheaded."""
+    first = list(islice(items, TABLE_CHUNK))
+    if not first:
+        console(stderr=True).print("no assets")
+        return 0
+    columns = _columns(first, id_field)
+    widths = {
+        c: min(MAX_WIDTH, max(len(c), *(len(cell(r.get(c))) for r in first)))
+        for c in columns
+    }
+    show = console(out)
+    chunk, count, header = first, 0, True
+    while chunk:
+        show.print(_chunk_table(chunk, columns, widths, header))
+        count += len(chunk)
+        chunk, header = list(islice(items, TABLE_CHUNK)), False
+    return count
+
+
+def _chunk_table(
+    rows: list, columns: list[str], widths: Mapping[str, int], header: bool
+) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD, show_header=header, show_edge=False, pad_edge=False
+    )
+    for column in columns:
+        width = widths[column]
+        table.add_column(
+            column, min_width=width, max_width=width, no_wrap=True, overflow="ellipsis"
+        )
+    for row in rows:
+        table.add_row(*(cell(row.get(c)) for c in columns))
+    return table
+
+
+def _columns(rows: list[Mapping[str, Any]], id_field: str) -> list[str]:
+    seen: dict[str, None] = {id_field: None} if any(id_field in r for r in rows) else {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)[:MAX_COLUMNS]
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as dicts so yaml.safe_dump accepts frozen or proxy mappings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class OutcomeReporter:
+    """Per-item results of a batch: a line per item on stdout, progress on stderr.
+
+    JSON and JSON lines print one object per item; `ids` and the table format print the
+    ids that were written (what `create` promises); failures always get a stderr line.
+    """
+
+    def __init__(
+        self, fmt: str, total: int | None, *, out: IO[str] | None = None
+    ) -> None:
+        self.fmt = fmt
+        self.out = out or sys.stdout
+        self.errors = console(stderr=True)
+        self.progress = (
+            _progress(self.errors, total) if self.errors.is_terminal else None
+        )
+
+    def __enter__(self) -> OutcomeReporter:
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, outcome: Any) -> None:
+        if self.progress:
+            self.progress.advance(self.progress.task_ids[0])
+        if outcome.action == "failed":
+            self.errors.print(
+                f"assetctl: {outcome.source}: {outcome.error}", markup=False
+            )
+        self.out.write(self._line(outcome))
+        self.out.flush()
+
+    def summary(self, counts: Mapping[str, int]) -> None:
+        parts = [
+            f"{n} {_SUMMARY_WORDS.get(a, a)}" for a, n in sorted(counts.items()) if n
+        ]
+        self.errors.print(", ".join(parts) or "nothing to do", markup=False)
+
+    def _line(self, outcome: Any) -> str:
+        if self.fmt in ("json", "jsonl"):
+            return json.dumps(outcome_record(outcome), ensure_ascii=False) + "\n"
+        if self.fmt == "yaml":
+            return format_one(outcome_record(outcome), "yaml")
+        if outcome.action == "planned":
+            return _plan_text(outcome.plan)
+        written = outcome.action in (
+            "created",
+            "updated",
+            "deleted",
+            "unchanged",
+            "skipped",
+        )
+        return f"{outcome.id}\n" if written and outcome.id else ""
+
+
+_SUMMARY_WORDS = {"skipped": "done in an earlier run", "planned": "planned (dry run)"}
+
+
+def outcome_record(outcome: Any) -> dict[str, Any]:
+    """The JSON object of one batch item (documented in docs/assets.md)."""
+    record: dict[str, Any] = {"input": outcome.source, "result": outcome.action}
+    if outcome.id is not None:
+        record["id"] = outcome.id
+    if outcome.status is not None:
+        record["status"] = outcome.status
+    if outcome.error is not None:
+        record["error"] = outcome.error
+        record["exit_code"] = outcome.exit_code
+    if outcome.plan is not None:
+        record["would"] = outcome.would
+        record["request"] = plan_record(outcome.plan)
+    return record
+
+
+def plan_record(plan: Any) -> dict[str, Any]:
+    record = {"method": plan.method, "url": plan.url, "headers": dict(plan.headers)}
+    if plan.body is not None:
+        record["body"] = plan.body
+    return record
+
+
+def _plan_text(plan: Any) -> str:
+    lines = [f"{plan.method} {plan.url}"]
+    lines += [f"{name}: {value}" for name, value in plan.headers.items()]
+    if plan.body is not None:
+        lines.append(json.dumps(plan.body, ensure_ascii=False, indent=2))
+    return "\n".join(lines) + "\n\n"
+
+
+def _progress(errors: Console, total: int | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    progress = Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    )
+    progress.add_task("assets", total=total)
+    return progress
