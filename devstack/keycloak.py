@@ -317,6 +317,18 @@ class KeycloakServer:
         client.setdefault("attributes", {})[name] = value
         self.admin("PUT", f"/clients/{uuid}", json=client)
 
+    def user_id(self, username: str) -> str:
+        """Keycloak's internal id of a user."""
+        params = {"username": username, "exact": "true"}
+        found = self.admin("GET", "/users", params=params).json()
+        if not found:
+            raise StackError(f"no user {username!r} in realm {REALM}")
+        return str(found[0]["id"])
+
+    def logout_user(self, username: str) -> None:
+        """End every session of a user, as an administrator would."""
+        self.admin("POST", f"/users/{self.user_id(username)}/logout")
+
     def user_sessions(self, client_id: str) -> list[dict]:
         """Active user sessions of a client."""
         uuid = self.client_uuid(client_id)
