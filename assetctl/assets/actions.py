@@ -36,7 +36,11 @@ Action = Callable[[AssetClient, InputItem, str], Outcome]
 def create_action(dry_run: bool = False) -> Action:
     def create(client: AssetClient, item: InputItem, key: str) -> Outcome:
         if dry_run:
-            return _planned(item, client.plan_create(item.body, key), "created")
+            plan = client.plan_create(item.body, key)
+            known = item.body.get(client.type.id_field)
+            return _planned(
+                item, plan, "created", None if known is None else str(known)
+            )
         asset = client.create(item.body, key=key)
         return Outcome(item.source, "created", asset.id, asset.status)
 

@@ -236,7 +236,7 @@ class _Batch:
     ) -> None:
         self.command, self.jobs, self.dry_run = command, jobs, dry_run
         self.client = _client(ctx, type_name, jobs=jobs)
-        self.fmt = output.resolve_format(output_format, ctx.obj.output)
+        self.fmt = output.resolve_format(output_format, ctx.obj.output, piped="table")
 
     def run(
         self,

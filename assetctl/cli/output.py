@@ -26,11 +26,16 @@ MAX_COLUMNS = 8
 MAX_WIDTH = 40
 
 
-def resolve_format(explicit: str | None, default: str | None = None) -> str:
-    """The chosen format: the flag, the global default, else table on a terminal."""
+def resolve_format(
+    explicit: str | None, default: str | None = None, piped: str = "json"
+) -> str:
+    """The chosen format: the flag, the global default, else table on a terminal.
+
+    Writing commands pass `piped="table"` so `$(assetctl asset create ...)` is the ids.
+    """
     chosen = explicit or default
     if chosen is None:
-        return "table" if sys.stdout.isatty() else "json"
+        return "table" if sys.stdout.isatty() else piped
     if chosen not in FORMATS:
         raise InputError(
             f"unknown output format {chosen!r}", hint=f"use {', '.join(FORMATS)}"

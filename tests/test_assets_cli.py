@@ -1,0 +1,271 @@
+"""The asset commands, run in-process against real styled servers (no Keycloak)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assetctl.cli.app import main
+from tests.servers.styled import AssetServer, Style
+
+REGISTRY = """\
+types:
+  things:
+    collection: /things
+    list: {paging: page, items: items, page_size: 5, total: total}
+    schema:
+      type: object
+      required: [name]
+      properties: {name: {type: string}}
+  patched:
+    collection: /things
+    edit: merge-patch
+    id_from: location
+    list: {paging: link-header, size_param: limit, page_size: 5}
+"""
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    registry = tmp_path / "asset-types.yaml"
+    registry.write_text(REGISTRY)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "ASSETCTL_TOKEN": "test-token",
+        "ASSETCTL_REGISTRY": str(registry),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "ASSETCTL_SERVER_URL": "http://127.0.0.1:1",
+        "ASSETCTL_REALM": "none",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return tmp_path
+
+
+def run(server, *args, stdin=None, monkeypatch=None):
+    return main(["--api-url", server.url, *args])
+
+
+def test_create_list_get_edit_delete(env, capsys):
+    (env / "a.json").write_text('{"id": "a/1", "name": "first"}')
+    with AssetServer() as server:
+        assert run(server, "asset", "create", "-t", "things", "a.json") == 0
+        assert capsys.readouterr().out == "a/1\n"
+
+        assert run(server, "asset", "list", "-t", "things", "-o", "json") == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [a["id"] for a in listed] == ["a/1"]
+
+        (env / "b.json").write_text('{"name": "second"}')
+        assert run(server, "asset", "edit", "-t", "things", "a/1", "b.json") == 0
+        assert server.assets["a/1"]["name"] == "second"
+
+        assert (
+            run(server, "asset", "edit", "-t", "things", "a/1", "--set", "size=3") == 0
+        )
+        assert server.assets["a/1"]["size"] == 3
+
+        assert run(server, "asset", "get", "-t", "things", "a/1", "-o", "json") == 0
+        capsys.readouterr()
+        assert run(server, "asset", "get", "-t", "things", "a/1", "-o", "yaml") == 0
+        assert "name: second" in capsys.readouterr().out
+
+        assert run(server, "asset", "delete", "-t", "things", "a/1") == 3
+        assert "pass --yes" in capsys.readouterr().err
+        assert run(server, "asset", "delete", "-t", "things", "a/1", "--yes") == 0
+        assert server.assets == {}
+
+
+def test_bad_input_is_refused_before_anything_is_sent(env, capsys):
+    (env / "ok.json").write_text('{"name": "fine"}')
+    (env / "bad.json").write_text('{"name": 7}')
+    with AssetServer() as server:
+        assert (
+            run(server, "asset", "create", "-t", "things", "ok.json", "bad.json") == 3
+        )
+        assert server.requests == []
+    err = capsys.readouterr().err
+    assert err.startswith("assetctl: error: bad.json: name: 7 is not of type 'string'")
+
+
+def test_unknown_type_says_did_you_mean(env, capsys):
+    with AssetServer() as server:
+        assert run(server, "asset", "list", "-t", "thing") == 3
+    assert "did you mean 'things'" in capsys.readouterr().err
+
+
+def test_json_lines_per_item_and_some_failed_exit(env, capsys):
+    lines = [json.dumps({"id": f"i{n}", "name": "x"}) for n in range(5)]
+    (env / "in.jsonl").write_text("\n".join(lines) + "\n")
+    with AssetServer() as server:
+        server.assets["i2"] = {"id": "i2", "version": 1}
+        code = run(server, "asset", "create", "-t", "things", "in.jsonl", "-o", "json")
+    out = capsys.readouterr()
+    records = [json.loads(line) for line in out.out.splitlines()]
+    assert code == 1
+    assert sorted(r["result"] for r in records) == ["created"] * 4 + ["failed"]
+    failed = next(r for r in records if r["result"] == "failed")
+    assert failed["status"] == 409 and failed["input"].endswith("in.jsonl:3")
+    assert "HTTP 409 Conflict" in failed["error"]
+    assert "4 created" in out.err and "1 failed" in out.err
+
+
+def test_one_item_conflict_exits_8(env, capsys):
+    (env / "b.json").write_text('{"name": "b"}')
+    with AssetServer() as server:
+        server.seed(1)
+
+        def someone_else_writes_first(method, path):
+            if method == "PUT":
+                server.assets["t00000"]["version"] += 1
+
+        server.fault = someone_else_writes_first
+        assert run(server, "asset", "edit", "-t", "things", "t00000", "b.json") == 8
+        assert server.assets["t00000"]["name"] == "t00000"
+    assert "HTTP 412 Precondition Failed" in capsys.readouterr().err
+
+
+def test_apply_creates_updates_and_leaves(env, capsys):
+    (env / "want.yaml").write_text(
+        "id: keep\nname: same\n---\nid: change\nname: new\n---\nid: add\nname: added\n"
+    )
+    with AssetServer() as server:
+        server.assets["keep"] = {"id": "keep", "name": "same", "version": 1}
+        server.assets["change"] = {"id": "change", "name": "old", "version": 1}
+        assert (
+            run(
+                server,
+                "asset",
+                "apply",
+                "-t",
+                "things",
+                "want.yaml",
+                "--dry-run",
+                "-o",
+                "json",
+            )
+            == 0
+        )
+        planned = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert server.assets["change"]["name"] == "old" and "add" not in server.assets
+        assert (
+            run(server, "asset", "apply", "-t", "things", "want.yaml", "-o", "json")
+            == 0
+        )
+        applied = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert (
+            run(server, "asset", "apply", "-t", "things", "want.yaml", "-o", "json")
+            == 0
+        )
+        again = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    by_id = {r["id"]: r for r in planned}
+    assert by_id["keep"]["result"] == "unchanged"
+    assert by_id["change"]["would"] == "updated"
+    assert by_id["change"]["request"]["method"] == "PUT"
+    assert by_id["add"]["request"]["method"] == "POST"
+    assert sorted(r["result"] for r in applied) == ["created", "unchanged", "updated"]
+    assert [r["result"] for r in again] == ["unchanged"] * 3
+
+
+def test_dry_run_sends_no_write(env, capsys):
+    (env / "a.json").write_text('{"name": "a"}')
+    with AssetServer() as server:
+        server.seed(1)
+        assert (
+            run(server, "asset", "create", "-t", "things", "a.json", "--dry-run") == 0
+        )
+        assert (
+            run(
+                server,
+                "asset",
+                "edit",
+                "-t",
+                "things",
+                "t00000",
+                "--set",
+                "x=1",
+                "--dry-run",
+            )
+            == 0
+        )
+        assert (
+            run(server, "asset", "delete", "-t", "things", "t00000", "--dry-run") == 0
+        )
+        writes = [r for r in server.requests if r[0] != "GET"]
+    out = capsys.readouterr().out
+    assert writes == []
+    assert "POST " in out and "PUT " in out and "DELETE " in out
+    assert 'If-Match: "1"' in out
+
+
+def test_bulk_edit_by_ids_in_files_and_merge_patch(env, capsys):
+    (env / "edits.jsonl").write_text(
+        '{"id": "t00000", "tag": "a"}\n{"id": "t00001", "tag": "b"}\n'
+    )
+    with AssetServer(
+        Style(edit="merge-patch", paging="link-header", bare_array=True)
+    ) as server:
+        server.seed(2)
+        assert run(server, "asset", "edit", "-t", "patched", "edits.jsonl") == 0
+        assert [server.assets[i]["tag"] for i in ("t00000", "t00001")] == ["a", "b"]
+        assert server.assets["t00000"]["name"] == "t00000"
+
+
+def test_edit_files_without_ids_are_refused(env, capsys):
+    (env / "a.json").write_text('{"name": "a"}')
+    (env / "b.json").write_text('{"name": "b"}')
+    with AssetServer() as server:
+        assert run(server, "asset", "edit", "-t", "things", "a.json", "b.json") == 3
+    assert "no 'id' field" in capsys.readouterr().err
+
+
+def test_list_limit_filter_ids_and_table(env, capsys):
+    with AssetServer() as server:
+        server.seed(12, colour="red")
+        server.assets["t00004"]["colour"] = "blue"
+        assert (
+            run(server, "asset", "list", "-t", "things", "-o", "ids", "--limit", "7")
+            == 0
+        )
+        assert capsys.readouterr().out.split() == [f"t{n:05d}" for n in range(7)]
+        assert (
+            run(
+                server,
+                "asset",
+                "list",
+                "-t",
+                "things",
+                "-o",
+                "ids",
+                "-f",
+                "colour=blue",
+            )
+            == 0
+        )
+        assert capsys.readouterr().out.split() == ["t00004"]
+        assert run(server, "asset", "list", "-t", "things", "-o", "table") == 0
+        table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:3] == ["id", "name", "version"]
+    assert "t00011" in table and "\x1b[" not in table
+
+
+def test_api_command(env, capsys):
+    (env / "body.json").write_text('{"id": "raw", "name": "r"}')
+    with AssetServer() as server:
+        assert run(server, "api", "POST", "/things", "--data", "body.json") == 0
+        assert json.loads(capsys.readouterr().out)["id"] == "raw"
+        assert run(server, "api", "GET", "/things/raw") == 0
+        assert json.loads(capsys.readouterr().out)["name"] == "r"
+        assert run(server, "api", "GET", "/things/none") == 12
+        assert "HTTP 404" in capsys.readouterr().err
+        assert run(server, "api", "GET", "http://example.com/x") == 3
+
+
+def test_types_command(env, capsys):
+    with AssetServer() as server:
+        assert run(server, "asset", "types", "-o", "ids") == 0
+    out = capsys.readouterr()
+    assert out.out.split() == ["things", "patched"]
+    assert "asset-types.yaml" in out.err
