@@ -257,8 +257,13 @@ def _digest(value: str) -> str:
 
 
 def _parse_manifest(head: str) -> tuple[int, str]:
-    count, digest = head[len(_MANIFEST) :].split(":", 1)
-    return int(count), digest
+    """(pieces, digest); a mangled manifest gives (0, ""), which reads as absent and
+    is overwritten by the next login instead of failing every command."""
+    count, _, digest = head[len(_MANIFEST) :].partition(":")
+    try:
+        return int(count), digest
+    except ValueError:
+        return 0, ""
 
 
 def _first_line(exc: BaseException) -> str:
