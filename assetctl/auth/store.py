@@ -225,14 +225,16 @@ def _storage_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, StorageError):
         return exc
     try:
-        from keyring.errors import KeyringError, KeyringLocked, NoKeyringError
+        from keyring.errors import KeyringLocked, NoKeyringError
     except ImportError:  # pragma: no cover
         return exc
     if isinstance(exc, NoKeyringError):
         return StorageError("no system keyring is available", hint=STORE_HINT)
     if isinstance(exc, KeyringLocked):
         return StorageError("the system keyring is locked", hint=STORE_HINT)
-    if isinstance(exc, KeyringError):
+    if isinstance(exc, Exception):
+        # Backends also fail in their own ways: keyrings.cryptfile raises EOFError when
+        # it cannot prompt (no terminal), D-Bus libraries raise their own errors.
         return StorageError(f"the {what} failed: {_first_line(exc)}", hint=STORE_HINT)
     return exc
 
