@@ -10,6 +10,7 @@ activation or a locked collection can hang). A keyring backend that stores plain
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -143,12 +144,12 @@ class FileStore:
 
     def set(self, key: str, value: str) -> None:
         path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.folder, 0o700)
             if path.exists() and path.read_text(encoding="utf-8") == value:
                 return
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(value)
@@ -156,6 +157,9 @@ class FileStore:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except OSError as exc:
+            # A left-over temporary copy would outlive `logout`.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise StorageError(f"cannot write {path}: {exc.strerror}", hint="check the folder's permissions") from exc
 
     def delete(self, key: str) -> bool:
