@@ -175,6 +175,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"config file {path}: unknown key '{sorted(unknown)[0]}'",
             hint="allowed at top level: default_profile, [profiles.NAME]",
         )
+    profiles = data.get("profiles", {})
+    # `[profiles]` with settings right under it (no profile name) was silently ignored.
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise ConfigError(
+            f"config file {path}: 'profiles' must hold one table per profile",
+            hint="write settings under [profiles.NAME], e.g. [profiles.default]",
+        )
     return data
 
 
