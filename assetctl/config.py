@@ -8,6 +8,7 @@ touches the network or the token store.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -205,15 +206,9 @@ def _build(
 ) -> Settings:
     known = {f.name for f in fields(Settings)}
     kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in known}
-    try:
-        if "timeout" in kwargs:
-            kwargs["timeout"] = float(kwargs["timeout"])
-        if "keyring_timeout" in kwargs:
-            kwargs["keyring_timeout"] = float(kwargs["keyring_timeout"])
-    except ValueError as exc:
-        raise ConfigError(
-            f"timeout must be a number of seconds, got {exc}", hint="fix the value"
-        ) from exc
+    for name in ("timeout", "keyring_timeout"):
+        if name in kwargs:
+            kwargs[name] = _seconds(name, kwargs[name], sources.get(name))
     if "allow_http" in kwargs:
         kwargs["allow_http"] = _as_bool(kwargs["allow_http"])
 
@@ -224,6 +219,21 @@ def _build(
             hint="use 'keyring' (default) or 'file'",
         )
     return Settings(profile=profile, config_file=config_file, sources=sources, **kwargs)
+
+
+def _seconds(name: str, value: Any, source: str | None) -> float:
+    # Zero, negative or NaN got through before and failed later inside requests
+    # ("unexpected failure") or made every keyring call time out at once.
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError(
+            f"{name} must be a positive number of seconds, got {value!r} (from {source})",
+            hint="fix the value",
+        )
+    return seconds
 
 
 def _as_bool(value: Any) -> bool:
