@@ -32,8 +32,11 @@ _PATTERNS = [
     re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)(?<=basic )[A-Za-z0-9._~+/=-]+"),
 ]
+# A quoted value is masked up to its closing quote (a JSON password may hold spaces,
+# commas or escaped quotes); an unquoted or unterminated one up to a delimiter.
 _FIELD_PATTERN = re.compile(
-    r"(?i)((?:%s)[\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)" % "|".join(SECRET_FIELDS)
+    r"(?i)((?:" + "|".join(SECRET_FIELDS) + r")[\"']?\s*[:=]\s*)"
+    r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[\"']?[^\"'&\s,}]+)"
 )
 
 _known_secrets: set[str] = set()
@@ -55,7 +58,14 @@ def redact(text: str) -> str:
         text = text.replace(secret, MASK)
     for pattern in _PATTERNS:
         text = pattern.sub(MASK, text)
-    return _FIELD_PATTERN.sub(lambda m: m.group(1) + MASK, text)
+    return _FIELD_PATTERN.sub(_mask_field, text)
+
+
+def _mask_field(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = value[0] if value[0] in "\"'" else ""
+    closed = quote if len(value) > 1 and value.endswith(quote) else ""
+    return match.group(1) + quote + MASK + closed
 
 
 class RedactingFilter(logging.Filter):
