@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = APP_NAME
 CHUNK_SIZE = 1000  # characters; below Windows' limit with room to spare
+READ_ATTEMPTS = 4
 _MANIFEST = "assetctl-chunks:"
 
 T = TypeVar("T")
@@ -68,54 +70,72 @@ class KeyringStore:
         self.description = "system keyring"
 
     def get(self, key: str) -> str | None:
-        head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
-        if head is None or not head.startswith(_MANIFEST):
-            return head
-
-        count, digest = _parse_manifest(head)
-        parts = [self._call(lambda kr, i=i: kr.get_password(SERVICE, f"{key}#{i}"), "read") for i in range(count)]
-        value = "".join(p or "" for p in parts)
-        if _digest(value) != digest:
-            log.warning("the keyring entry %s is incomplete; ignoring it", key)
-            return None
-        return value
+        # A writer in another process may swap the pieces while we read: read again.
+        for attempt in range(READ_ATTEMPTS):
+            head = self._read(key)
+            if head is None or not head.startswith(_MANIFEST):
+                return head
+            value = self._read_pieces(key, head)
+            if value is not None:
+                return value
+            time.sleep(0.05 * (attempt + 1))
+        log.warning("the keyring entry %s is incomplete; ignoring it", key)
+        return None
 
     def set(self, key: str, value: str) -> None:
-        old_head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
+        old_head = self._read(key)
         if old_head is not None and self._same(key, old_head, value):
             log.debug("keyring entry %s unchanged; not rewriting it", key)
             return
 
-        old_count = _parse_manifest(old_head)[0] if old_head and old_head.startswith(_MANIFEST) else 0
         pieces = _split(value)
         if len(pieces) == 1 and not value.startswith(_MANIFEST):
-            self._call(lambda kr: kr.set_password(SERVICE, key, value), "write")
+            self._write(key, value)
         else:
-            # Pieces first, manifest last: a reader never sees a manifest whose pieces
-            # are missing (the refresh lock keeps writers apart).
+            # Pieces are named by the value's digest and written before the manifest
+            # that names them, so a reader never finds a manifest without its pieces.
+            digest = _digest(value)
             for i, piece in enumerate(pieces):
-                self._call(lambda kr, i=i, piece=piece: kr.set_password(SERVICE, f"{key}#{i}", piece), "write")
-            head = f"{_MANIFEST}{len(pieces)}:{_digest(value)}"
-            self._call(lambda kr: kr.set_password(SERVICE, key, head), "write")
-        self._delete_pieces(key, start=len(pieces) if len(pieces) > 1 else 0, stop=old_count)
+                self._write(_piece_name(key, digest, i), piece)
+            self._write(key, f"{_MANIFEST}{len(pieces)}:{digest}")
+        self._delete_pieces(key, old_head, keep=value)
 
     def delete(self, key: str) -> bool:
-        head = self._call(lambda kr: kr.get_password(SERVICE, key), "read")
+        head = self._read(key)
         if head is None:
             return False
-        count = _parse_manifest(head)[0] if head.startswith(_MANIFEST) else 0
-        self._delete_pieces(key, start=0, stop=count)
+        self._delete_pieces(key, head)
         self._call(lambda kr: _delete_quietly(kr, key), "delete")
         return True
+
+    def _read(self, name: str) -> str | None:
+        return self._call(lambda kr: kr.get_password(SERVICE, name), "read")
+
+    def _write(self, name: str, value: str) -> None:
+        self._call(lambda kr: kr.set_password(SERVICE, name, value), "write")
+
+    def _read_pieces(self, key: str, head: str) -> str | None:
+        count, digest = _parse_manifest(head)
+        parts = [self._read(_piece_name(key, digest, i)) for i in range(count)]
+        if any(part is None for part in parts):
+            return None
+        value = "".join(parts)  # type: ignore[arg-type]
+        return value if _digest(value) == digest else None
 
     def _same(self, key: str, old_head: str, value: str) -> bool:
         if not old_head.startswith(_MANIFEST):
             return old_head == value
         return _parse_manifest(old_head)[1] == _digest(value) and self.get(key) == value
 
-    def _delete_pieces(self, key: str, start: int, stop: int) -> None:
-        for i in range(start, stop):
-            self._call(lambda kr, i=i: _delete_quietly(kr, f"{key}#{i}"), "delete")
+    def _delete_pieces(self, key: str, head: str | None, keep: str | None = None) -> None:
+        """Remove the pieces a manifest named, unless they hold the value `keep`."""
+        if not head or not head.startswith(_MANIFEST):
+            return
+        count, digest = _parse_manifest(head)
+        if keep is not None and digest == _digest(keep):
+            return  # rewritten under the same names just now
+        for i in range(count):
+            self._call(lambda kr, i=i: _delete_quietly(kr, _piece_name(key, digest, i)), "delete")
 
     def _call(self, action: Callable[[object], T], what: str) -> T:
         return call_with_timeout(lambda: action(self.backend()), self.timeout, f"keyring {what}")
@@ -274,3 +294,7 @@ def _parse_manifest(head: str) -> tuple[int, str]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _piece_name(key: str, digest: str, index: int) -> str:
+    return f"{key}#{digest}#{index}"

@@ -21,7 +21,7 @@ def claims(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def stored_tokens(env: dict, profile: str = "default") -> dict:
+def stored_tokens(env: dict) -> dict:
     """Read the token set straight from the Secret Service, as another program could."""
     import os
 
@@ -30,6 +30,7 @@ def stored_tokens(env: dict, profile: str = "default") -> dict:
     try:
         from assetctl.auth.store import KeyringStore
 
+        profile = env["ASSETCTL_PROFILE"]
         text = KeyringStore(timeout=10, backend=keyring.get_keyring()).get(f"{profile}/tokens")
     finally:
         os.environ.clear()
