@@ -15,9 +15,15 @@ FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05, budget=10)
 
 REGISTRY = """\
 types:
-  page: {collection: /things, list: {paging: page, items: items, page_size: 4, total: total}}
-  page-empty-stop: {collection: /things, list: {paging: page, items: items, page_size: 4}}
-  offset: {collection: /things, list: {paging: offset, items: items, page_size: 4}}
+  page:
+    collection: /things
+    list: {paging: page, items: items, page_size: 4, total: total}
+  page-empty-stop:
+    collection: /things
+    list: {paging: page, items: items, page_size: 4}
+  offset:
+    collection: /things
+    list: {paging: offset, items: items, page_size: 4}
   next: {collection: /things, list: {paging: next, items: items, next: links.next}}
   cursor:
     collection: /things
