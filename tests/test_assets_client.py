@@ -29,7 +29,9 @@ types:
     collection: /things
     list: {paging: next, items: data.items, next: cursor, cursor_param: cursor,
            size_param: limit, page_size: 4}
-  link: {collection: /things, list: {paging: link-header, size_param: limit, page_size: 4}}
+  link:
+    collection: /things
+    list: {paging: link-header, size_param: limit, page_size: 4}
   none: {collection: /things, list: {paging: none}}
   location: {collection: /things, id_from: location, edit: merge-patch}
 """
