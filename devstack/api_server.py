@@ -29,12 +29,14 @@ class AssetApiServer:
         log_path: Path,
         *,
         start_budget: float = START_BUDGET,
+        die_with_parent: bool = False,
     ) -> None:
         self.port = port
         self.db_path = db_path
         self.issuer = issuer
         self.log_path = log_path
         self.start_budget = start_budget
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -73,7 +75,13 @@ class AssetApiServer:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
         )  # devstack is not installed as a package: run it from the checkout
-        self.proc = spawn(self.argv(), env, self.log_path, cwd=REPO_ROOT)
+        self.proc = spawn(
+            self.argv(),
+            env,
+            self.log_path,
+            cwd=REPO_ROOT,
+            die_with_parent=self.die_with_parent,
+        )
 
     def wait_ready(self) -> None:
         """Wait until /healthz answers 200; on failure stop and raise."""

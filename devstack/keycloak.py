@@ -146,6 +146,7 @@ class KeycloakServer:
         *,
         env: dict[str, str] | None = None,
         start_budget: float = START_BUDGET,
+        die_with_parent: bool = False,
     ) -> None:
         self.port = port
         self.management_port = management_port
@@ -154,6 +155,7 @@ class KeycloakServer:
         self.log_path = run_dir / "keycloak.log"
         self.extra_env = env or {}
         self.start_budget = start_budget
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen | None = None
         self.started_in: float | None = None
         self._launched_at = 0.0
@@ -203,7 +205,13 @@ class KeycloakServer:
             "--health-enabled=true", "--db=dev-mem", "--import-realm",
         ]  # fmt: skip
         self._launched_at = time.monotonic()
-        self.proc = spawn(argv, self._env(), self.log_path, cwd=self.run_dir)
+        self.proc = spawn(
+            argv,
+            self._env(),
+            self.log_path,
+            cwd=self.run_dir,
+            die_with_parent=self.die_with_parent,
+        )
 
     def wait_ready(self) -> None:
         """Wait until the realm's discovery document answers; else stop and raise."""

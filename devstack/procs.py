@@ -4,6 +4,7 @@ Stopping works from the PID alone, so `python -m devstack down` can stop what an
 `up` started.
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,14 +12,24 @@ import time
 from pathlib import Path
 
 STOP_GRACE = 30.0
+PR_SET_PDEATHSIG = 1
 
 
 def spawn(
-    argv: list[str], env: dict[str, str], log_path: Path, cwd: Path
+    argv: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path,
+    *,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen:
-    """Start argv in a new session (own process group), output appended to log_path."""
+    """Start argv in a new session (own process group), output written to log_path.
+
+    die_with_parent: SIGTERM the child when this process dies (a test session killed
+    hard), so no server is left eating the 2 cores. Never for `up`, which exits at once.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with open(log_path, "wb") as log:
         return subprocess.Popen(
             argv,
             cwd=cwd,
@@ -27,7 +38,19 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent if die_with_parent else None,
         )
+
+
+def terminate_with_parent() -> None:
+    """A preexec_fn: the child gets SIGTERM when its parent dies."""
+    # Linux prctl(PR_SET_PDEATHSIG, SIGTERM); it survives exec, so kc.sh's `exec java`
+    # keeps it. Elsewhere this is a no-op.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def group_alive(pgid: int) -> bool:

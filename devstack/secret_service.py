@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devstack import StackError
-from devstack.procs import log_tail, stop_group
+from devstack.procs import log_tail, stop_group, terminate_with_parent
 
 KEYRING_PASSWORD = "devstack-keyring"
 READY_BUDGET = 20.0
@@ -94,6 +94,7 @@ def _start_bus(root: Path, env: dict[str, str]) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
     if not _wait(lambda: socket.exists(), bus):
         stop_group(bus.pid, grace=2, proc=bus)
@@ -118,6 +119,7 @@ def _start_keyring(root: Path, env: dict[str, str], password: str) -> subprocess
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
     assert keyring.stdin is not None
     keyring.stdin.write(password.encode())

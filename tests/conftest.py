@@ -40,7 +40,8 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
     """Keycloak with the assetctl realm: .base_url, .realm, .issuer, .admin_token(),
     .events(type), .logout_user(name), .set_client_attribute(client, name, value)."""
     run_dir = tmp_path_factory.mktemp("keycloak")
-    with KeycloakServer(free_port(), free_port(), run_dir) as server:
+    server = KeycloakServer(free_port(), free_port(), run_dir, die_with_parent=True)
+    with server:
         yield server
 
 
@@ -51,7 +52,11 @@ def asset_api(
     """The reference asset API trusting the keycloak fixture: .url, .db_path."""
     folder = tmp_path_factory.mktemp("asset-api")
     server = AssetApiServer(
-        free_port(), folder / "assets.db", keycloak.issuer, folder / "asset-api.log"
+        free_port(),
+        folder / "assets.db",
+        keycloak.issuer,
+        folder / "asset-api.log",
+        die_with_parent=True,
     )
     with server:
         yield server
