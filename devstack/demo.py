@@ -21,7 +21,7 @@ from devstack import REPO_ROOT, StackError
 from devstack.approve import approve_device_code
 from devstack.secret_service import private_secret_service
 
-COMPLETE_URI = re.compile(r"https?://\S+/device\?user_code=[A-Za-z0-9-]+")
+COMPLETE_URI = re.compile(r"https?://[^\s\"']+/device\?user_code=[A-Za-z0-9-]+")
 EXAMPLES = REPO_ROOT / "examples"
 
 

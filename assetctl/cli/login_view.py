@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..auth.device_flow import DeviceAuthorization
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:

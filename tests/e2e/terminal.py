@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pexpect
 
-COMPLETE_URI = re.compile(r"https?://\S+/device\?user_code=[A-Za-z0-9-]+")
+COMPLETE_URI = re.compile(r"https?://[^\s\"']+/device\?user_code=[A-Za-z0-9-]+")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
