@@ -1,4 +1,4 @@
-"""`python -m devstack fetch|up|down|status|approve`: the local stack from the shell.
+"""`python -m devstack fetch|up|down|status|approve|demo`: the local stack from the shell.
 
 `up` leaves Keycloak and the asset API running in the background and records them in
 `.stack/` at the repo root; `down` stops them by the recorded PIDs.
@@ -183,6 +183,23 @@ def stack_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def stack_demo(args: argparse.Namespace) -> int:
+    """Bring the stack up if needed, then log in, create, list and edit with assetctl."""
+    from devstack.demo import run_demo
+
+    state = read_state()
+    if not all(running(state, name) for name in MARKERS):
+        stack_up(args)
+        state = read_state()
+    env = {
+        "ASSETCTL_SERVER_URL": state["keycloak"]["url"],
+        "ASSETCTL_REALM": REALM,
+        "ASSETCTL_CLIENT_ID": CLI_CLIENT_ID,
+        "ASSETCTL_API_URL": state["asset_api"]["url"],
+    }
+    return run_demo(env, auto_approve=args.auto_approve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -201,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--password", help="default: the stack's password for --user")
     approve.add_argument("--deny", action="store_true", help="deny instead of accept")
     approve.set_defaults(func=stack_approve)
+
+    demo = commands.add_parser("demo", help=stack_demo.__doc__)
+    demo.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="approve the device code as demo/demo-password (default without a terminal)",
+    )
+    demo.set_defaults(func=stack_demo)
     return parser
 
 
