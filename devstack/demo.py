@@ -59,7 +59,7 @@ def _login_auto(env: dict[str, str]) -> None:
     import pexpect
 
     command = _assetctl()
-    child = pexpect.spawn(command[0], [*command[1:], "login", "--no-browser"], env=env, encoding="utf-8", timeout=120)
+    child = pexpect.spawn(command[0], [*command[1:], "login", "--no-browser"], env=env, encoding="utf-8", timeout=120, dimensions=(50, 200))
     child.logfile_read = sys.stderr
     child.expect(COMPLETE_URI)
     print("\n[demo] approving the code as demo/demo-password through Keycloak's pages", file=sys.stderr)

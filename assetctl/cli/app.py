@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # Click's usage errors: wrong flag, missing arg
-        exc.show()  # type: ignore[attr-defined]
+        _error(f"{exc.format_message()}; see `{_command_path(exc)} --help`")
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except BrokenPipeError:
         return int(ExitCode.OK)
@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             log.error("unexpected failure", exc_info=True)
         _error(f"unexpected failure: {type(exc).__name__}: {exc}; rerun with --debug and report it")
         return int(ExitCode.FAILURE)
+
+
+def _command_path(exc: Exception) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return ctx.command_path if ctx is not None else "assetctl"
 
 
 def _error(message: str) -> None:

@@ -8,8 +8,7 @@ import os
 import sys
 import webbrowser
 
-from rich.console import Console, Group
-from rich.panel import Panel
+from rich.console import Console
 from rich.text import Text
 
 from ..auth.device_flow import DeviceAuthorization
@@ -18,14 +17,19 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:
+    # Plain lines, not a box: a URL must never be cut at the terminal's edge, and a
+    # whole line copies cleanly. soft_wrap lets the terminal fold long ones.
     lines = [
-        Text.assemble("Open  ", (authorization.verification_uri, "bold cyan")),
-        Text.assemble("Code  ", (authorization.user_code, "bold yellow")),
+        Text("To sign in to assetctl, open", style="bold"),
+        Text.assemble("  ", (authorization.verification_uri, "bold cyan")),
+        Text.assemble("and enter the code  ", (authorization.user_code, "bold yellow")),
     ]
     if authorization.verification_uri_complete:
-        lines.append(Text.assemble("Or go straight to  ", (authorization.verification_uri_complete, "cyan")))
+        lines.append(Text("or open this link, which carries the code:"))
+        lines.append(Text.assemble("  ", (authorization.verification_uri_complete, "cyan")))
     lines.append(Text(f"The code expires in {_clock(authorization.seconds_left())}.", style="dim"))
-    stderr.print(Panel(Group(*lines), title="Sign in to assetctl", expand=False))
+    for line in lines:
+        stderr.print(line)
     if qr and authorization.verification_uri_complete:
         stderr.print(_qr_text(authorization.verification_uri_complete), highlight=False, markup=False)
 
