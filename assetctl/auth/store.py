@@ -143,7 +143,8 @@ class KeyringStore:
     def backend(self) -> object:
         if self._backend is None:
             self._backend = call_with_timeout(_safe_backend, self.timeout, "keyring start")
-            self.description = f"system keyring ({type(self._backend).__name__})"
+            name = getattr(self._backend, "name", type(self._backend).__name__)
+            self.description = f"system keyring ({name})"
         return self._backend
 
 

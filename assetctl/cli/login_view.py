@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 import webbrowser
 
 from rich.console import Console
@@ -50,20 +51,25 @@ def has_display() -> bool:
 
 
 class Countdown:
-    """A one-line status on stderr, updated at each wait: time left until expiry."""
+    """A one-line status on stderr, on a terminal only: time left until the code expires,
+    recomputed at every refresh of the spinner."""
 
     def __init__(self) -> None:
         self._status = stderr.status("") if stderr.is_terminal else None
+        self._expires_at = 0.0
         self._started = False
 
     def __call__(self, authorization: DeviceAuthorization) -> None:
-        message = f"Waiting for approval; the code expires in {_clock(authorization.seconds_left())}"
-        if self._status is None:
+        self._expires_at = authorization.expires_at
+        if self._status is None or self._started:
             return
-        self._status.update(message)
-        if not self._started:
-            self._status.start()
-            self._started = True
+        self._status.update(self)
+        self._status.start()
+        self._started = True
+
+    def __rich__(self) -> Text:
+        left = _clock(self._expires_at - time.time())
+        return Text(f"Waiting for approval; the code expires in {left}")
 
     def stop(self) -> None:
         if self._status is not None and self._started:
