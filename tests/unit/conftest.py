@@ -101,6 +101,8 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0, f"asked to sleep {seconds} s"
+        # A polling loop that never ends fails here instead of hanging the run.
+        assert len(self.sleeps) < 1000, "still sleeping after 1000 waits"
         self.sleeps.append(seconds)
         self.t += seconds
 

@@ -16,7 +16,6 @@ from assetctl.errors import ExitCode
 SERVER = {"ASSETCTL_SERVER_URL": "https://kc.example.test", "ASSETCTL_REALM": "demo"}
 
 
-
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
