@@ -254,3 +254,82 @@ def test_plain_http_to_a_remote_server_is_refused(cli_env):
     result = run(["login", "--no-wait"], env)
     assert result.returncode == 3
     assert "http://" in result.stderr and "--allow-http" in result.stderr
+
+
+def test_pkce_is_used_where_the_server_requires_it(cli_env, approve, keycloak):
+    keycloak.set_client_attribute("assetctl-cli-test", "pkce.code.challenge.method", "S256")
+    try:
+        code, out = login_in_terminal(cli_env, approve)
+        assert code == 0, out
+
+        refused = run(["login", "--no-wait", "--no-pkce"], cli_env)
+        assert refused.returncode == 4, refused.stderr
+        assert "Traceback" not in refused.stderr
+    finally:
+        keycloak.set_client_attribute("assetctl-cli-test", "pkce.code.challenge.method", "")
+
+
+def test_service_account_secret_from_a_file(cli_env, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("dev-ci-secret\n")
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-ci"}
+
+    result = run(["login", "--client-credentials", "--client-secret-file", str(secret_file)], env)
+    assert result.returncode == 0, result.stderr
+    assert run(["token"], env).returncode == 0
+
+    missing = run(["login", "--client-credentials"], env)
+    assert missing.returncode == 3
+    assert "ASSETCTL_CLIENT_SECRET" in missing.stderr
+
+
+def test_old_script_settings_from_a_dotenv_file_still_work(cli_env, tmp_path, keycloak):
+    env = {k: v for k, v in cli_env.items() if not k.startswith(("ASSETCTL_SERVER", "ASSETCTL_REALM", "ASSETCTL_CLIENT"))}
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text(
+        f"KEYCLOAK_SERVER_URL={keycloak.base_url}\n"
+        f"KEYCLOAK_REALM={keycloak.realm}\n"
+        "KEYCLOAK_CLIENT_ID=assetctl-cli-test\n"
+        "ACCESS_TOKEN=left-behind-by-the-old-script\n"
+    )
+    import subprocess
+
+    from .terminal import assetctl_command
+
+    result = subprocess.run(
+        [*assetctl_command(), "login", "--no-wait", "--output", "json"],
+        env=env, cwd=project, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert keycloak.base_url in json.loads(result.stdout)["verification_uri"]
+
+
+def test_login_warns_when_assetctl_token_would_shadow_it(cli_env, approve):
+    code, out = login_in_terminal({**cli_env, "ASSETCTL_TOKEN": "eyJhbGciOiJub25lIn0.e30."}, approve)
+    assert code == 0, out
+    assert "ASSETCTL_TOKEN is set" in out
+
+
+def test_ctrl_c_ends_the_login_cleanly_with_130(cli_env):
+    terminal = spawn_in_terminal(["login", "--no-browser"], cli_env)
+    terminal.wait_for_complete_uri()
+    time.sleep(1)
+    terminal.child.sendintr()
+    code, out = terminal.finish(timeout=30)
+    assert code == 130, out
+    assert "cancelled" in out and "Traceback" not in out
+
+
+def test_status_reports_the_opt_in_file_store(cli_env, approve):
+    env = {**cli_env, "ASSETCTL_TOKEN_STORE": "file"}
+    assert login_in_terminal(env, approve)[0] == 0
+    info = json.loads(run(["status", "--output", "json"], env).stdout)
+    assert info["storage"].startswith("file ") and "opt-in" in info["storage"]
+    import os
+    import stat
+    from pathlib import Path
+
+    folder = Path(env["XDG_STATE_HOME"]) / "assetctl" / "tokens"
+    files = list(folder.iterdir())
+    assert files and all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
