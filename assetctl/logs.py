@@ -72,7 +72,11 @@ class RedactingFilter(logging.Filter):
     """Formats each record once and stores the scrubbed text as its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad %-format must not break the caller
+            message = f"{record.msg} {record.args}"
+        record.msg = redact(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))

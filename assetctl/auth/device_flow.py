@@ -20,7 +20,7 @@ import requests
 
 from ..errors import AccessDenied, DeviceCodeExpired, LoginError, NetworkError
 from ..logs import register_secret
-from .oidc import Endpoints, oauth_error, post_form
+from .oidc import Endpoints, oauth_error, post_form, token_body
 from .tokens import TokenSet
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,15 @@ def request_authorization(
     if response.status_code != 200:
         raise _authorization_error(response, client_id)
 
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise LoginError(
+            f"the device authorization answer from {endpoints.device_authorization} is not JSON",
+            hint="check the server URL; a proxy or a login page may be in the way",
+        )
     started = now()
     interval = float(body.get("interval") or 5)
     try:
@@ -138,7 +146,7 @@ def poll_once(
 
     if response.status_code == 200:
         return TokenSet.from_response(
-            response.json(), issuer=endpoints.issuer, client_id=authorization.client_id, now=now()
+            token_body(response), issuer=endpoints.issuer, client_id=authorization.client_id, now=now()
         )
     return _pending_or_raise(response, authorization, now())
 

@@ -47,7 +47,9 @@ class BearerAuth(requests.auth.AuthBase):
         again = response.connection.send(retry, **kwargs)
         again.history.append(response)
         again.request = retry
-        return again
+        # The session's hooks (the --debug dump) run for the retried exchange too; ours
+        # returns at once for it, so there is no second retry.
+        return requests.hooks.dispatch_hook("response", retry.hooks, again, **kwargs)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

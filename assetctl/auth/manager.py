@@ -20,7 +20,7 @@ import platformdirs
 import requests
 
 from ..config import APP_NAME, Settings
-from ..errors import AuthError, ConfigError, NotLoggedIn, SessionEnded
+from ..errors import AuthError, ConfigError, NetworkError, NotLoggedIn, SessionEnded
 from ..http import check_transport, make_session
 from . import oidc
 from .credentials import Credentials
@@ -125,9 +125,20 @@ class Authenticator:
             tokens = self.stored_tokens()
             if not tokens.is_fresh(min_valid):
                 log.info("access token expires in %.0f s; refreshing", tokens.seconds_left())
-                tokens = self._refresh_locked(min_valid, rejected=None)
+                tokens = self._refresh_or_keep(tokens, min_valid)
             self._cached = tokens
             return tokens
+
+    def _refresh_or_keep(self, tokens: TokenSet, min_valid: float) -> TokenSet:
+        """Refresh; if Keycloak cannot be reached, a token still valid for what was asked
+        is good enough (the refresh margin exists to avoid a failure, not to cause one)."""
+        try:
+            return self._refresh_locked(min_valid, rejected=None)
+        except NetworkError as exc:
+            if tokens.seconds_left() > max(min_valid, 1.0):
+                log.warning("cannot refresh (%s); using the current token, valid %.0f s more", exc.message, tokens.seconds_left())
+                return tokens
+            raise
 
     def access_token(self, min_valid: float = 0.0) -> str:
         return self.valid_tokens(min_valid).access_token

@@ -87,6 +87,20 @@ def oauth_error(response: requests.Response) -> tuple[str, str]:
     )
 
 
+def token_body(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a successful token answer; anything else is a `LoginError`."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not body.get("access_token"):
+        raise LoginError(
+            f"the server's answer at {response.url} holds no token",
+            hint="check the server URL; a proxy or a login page may be in the way",
+        )
+    return body
+
+
 def refresh(
     session: requests.Session, endpoints: Endpoints, tokens: TokenSet, client_secret: str | None = None
 ) -> TokenSet:
@@ -106,7 +120,7 @@ def refresh(
     response = post_form(session, endpoints.token, data)
     if response.status_code == 200:
         return TokenSet.from_response(
-            response.json(), issuer=tokens.issuer, client_id=tokens.client_id, previous=tokens
+            token_body(response), issuer=tokens.issuer, client_id=tokens.client_id, previous=tokens
         )
 
     error, description = oauth_error(response)
@@ -128,7 +142,7 @@ def client_credentials(
     data = {"grant_type": "client_credentials", "scope": scope}
     response = post_form(session, endpoints.token, data, auth=(client_id, secret))
     if response.status_code == 200:
-        return TokenSet.from_response(response.json(), issuer=endpoints.issuer, client_id=client_id)
+        return TokenSet.from_response(token_body(response), issuer=endpoints.issuer, client_id=client_id)
 
     error, description = oauth_error(response)
     if error in {"invalid_client", "unauthorized_client"}:

@@ -4,6 +4,7 @@ received."""
 
 from __future__ import annotations
 
+import logging
 import json
 import threading
 import time
@@ -243,3 +244,12 @@ def test_a_redirect_to_another_origin_carries_no_token(api, foreign):
     assert response.json() == {"foreign": True}
     assert api.requests[0][2] == "Bearer at-0"
     assert [auth for _, _, auth, _ in foreign.requests] == [None]
+
+
+def test_the_retried_exchange_shows_in_the_debug_dump(api, caplog):
+    api.accepted = {"at-1"}
+    with caplog.at_level(logging.DEBUG, logger="assetctl.http"):
+        session_for(api).get(f"{api.base}/api/items")
+
+    exchanges = [r.getMessage() for r in caplog.records if "/api/items ->" in r.getMessage()]
+    assert len(exchanges) == 2 and "-> 401" in exchanges[0] and "-> 200" in exchanges[1]

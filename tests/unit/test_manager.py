@@ -426,3 +426,21 @@ def test_a_service_account_token_without_a_secret_ends_the_session(
     with pytest.raises(SessionEnded, match="no client secret"):
         authenticator(credentials).valid_tokens()
     assert token_posts(discovery) == 0
+
+
+def test_an_unreachable_server_inside_the_margin_keeps_the_still_valid_token(
+    discovery, credentials
+):
+    store(credentials, stored_set(20))  # inside the 30 s margin, still valid
+    discovery.add(responses.POST, TOKEN_URL, body=requests_connection_error())
+    authn = authenticator(credentials)
+
+    assert authn.access_token() == "at-0"
+    with pytest.raises(NetworkError):
+        authn.access_token(min_valid=60)  # more than the current token can give
+
+
+def requests_connection_error():
+    import requests
+
+    return requests.exceptions.ConnectionError("refused")
