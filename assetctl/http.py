@@ -64,7 +64,7 @@ def make_session(settings: Settings, pool_size: int = 10) -> TimeoutSession:
     session.mount("https://", https)
     session.mount("http://", HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size))
 
-    session.hooks["response"].append(_log_exchange)
+    session.hooks["response"].append(log_exchange)
     return session
 
 
@@ -114,7 +114,7 @@ def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> req
         ) from exc
 
 
-def _log_exchange(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+def log_exchange(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
     request = response.request

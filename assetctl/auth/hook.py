@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..http import log_exchange
 from .manager import Authenticator
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class BearerAuth(requests.auth.AuthBase):
         if token is None:
             return response
 
+        log_exchange(response)
         response.content  # noqa: B018 - drain so the connection can be reused
         response.close()
         retry = request.copy()
@@ -47,9 +49,9 @@ class BearerAuth(requests.auth.AuthBase):
         again = response.connection.send(retry, **kwargs)
         again.history.append(response)
         again.request = retry
-        # The session's hooks (the --debug dump) run for the retried exchange too; ours
-        # returns at once for it, so there is no second retry.
-        return requests.hooks.dispatch_hook("response", retry.hooks, again, **kwargs)
+        # The session's hooks run after this one, on the answer it returns: the --debug
+        # dump would see the retry only, so the refused exchange is logged here.
+        return again
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
