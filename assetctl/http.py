@@ -29,12 +29,17 @@ BODY_LOG_LIMIT = 2000
 class TimeoutSession(requests.Session):
     """A session whose requests all carry a timeout unless the caller sets one."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, ca_bundle: str | None = None) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self.ca_bundle = ca_bundle
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self.default_timeout)
+        if self.ca_bundle:
+            # Per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE win over a
+            # session's `verify` (psf/requests #3829), and --ca-bundle must win.
+            kwargs.setdefault("verify", self.ca_bundle)
         return super().request(method, url, *args, **kwargs)
 
 
@@ -53,7 +58,7 @@ class _TrustStoreAdapter(HTTPAdapter):
 def make_session(settings: Settings, pool_size: int = 10) -> TimeoutSession:
     """A fresh session configured from `settings`; share it, it is thread-safe enough
     for concurrent requests through its pooled adapters."""
-    session = TimeoutSession(settings.timeout)
+    session = TimeoutSession(settings.timeout, settings.ca_bundle)
     session.headers["User-Agent"] = USER_AGENT
 
     if settings.ca_bundle:
