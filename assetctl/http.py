@@ -38,7 +38,7 @@ class TimeoutSession(requests.Session):
         kwargs.setdefault("timeout", self.default_timeout)
         if self.ca_bundle:
             # Per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE win over a
-            # session's `verify` (psf/requests #3829), and --ca-bundle must win.
+            # session's `verify` (psf/requests #4726, open behaviour as of 2026-12), and --ca-bundle must win.
             kwargs.setdefault("verify", self.ca_bundle)
         return super().request(method, url, *args, **kwargs)
 
