@@ -1,3 +1,3 @@
-"""assetctl: sign in to Keycloak with the device flow and manage assets on a REST API."""
+"""assetctl: device-flow sign-in to Keycloak and assets on a protected REST API."""
 
 __version__ = "0.1.0"

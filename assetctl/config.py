@@ -58,7 +58,7 @@ class Settings:
     ca_bundle: str | None = None
     allow_http: bool = False
     timeout: float = 30.0
-    token_store: str = "keyring"
+    token_store: str = "keyring"  # noqa: S105 - a store name
     keyring_timeout: float = 10.0
     scope: str = "openid"
     no_input: bool = False
@@ -108,7 +108,10 @@ def load_settings(
     profile, profile_source = _choose_profile(flags, env, config)
     layers = [
         ("built-in default", {}),
-        (f"config file profile '{profile}'", _profile_values(config, profile, config_file)),
+        (
+            f"config file profile '{profile}'",
+            _profile_values(config, profile, config_file),
+        ),
         (".env file", _env_values(dotenv, legacy=True)),
         ("old script variable", _env_values(env, legacy=True, only_legacy=True)),
         ("environment", _env_values(env, legacy=False)),
@@ -178,7 +181,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         )
     profiles = data.get("profiles", {})
     # `[profiles]` with settings right under it (no profile name) was silently ignored.
-    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+    if not isinstance(profiles, dict) or not all(
+        isinstance(p, dict) for p in profiles.values()
+    ):
         raise ConfigError(
             f"config file {path}: 'profiles' must hold one table per profile",
             hint="write settings under [profiles.NAME], e.g. [profiles.default]",
@@ -230,7 +235,8 @@ def _seconds(name: str, value: Any, source: str | None) -> float:
         seconds = math.nan
     if not 0 < seconds < math.inf:
         raise ConfigError(
-            f"{name} must be a positive number of seconds, got {value!r} (from {source})",
+            f"{name} must be a positive number of seconds, got {value!r} "
+            f"(from {source})",
             hint="fix the value",
         )
     return seconds

@@ -91,7 +91,9 @@ class LoginPending(AssetctlError):
 class ApiError(AssetctlError):
     exit_code = ExitCode.API
 
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.status = status
 

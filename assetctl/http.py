@@ -38,7 +38,8 @@ class TimeoutSession(requests.Session):
         kwargs.setdefault("timeout", self.default_timeout)
         if self.ca_bundle:
             # Per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE win over a
-            # session's `verify` (psf/requests #4726, open behaviour as of 2026-12), and --ca-bundle must win.
+            # session's `verify` (psf/requests #4726, still so in 2026-12), and
+            # --ca-bundle must win.
             kwargs.setdefault("verify", self.ca_bundle)
         return super().request(method, url, *args, **kwargs)
 
@@ -63,11 +64,15 @@ def make_session(settings: Settings, pool_size: int = 10) -> TimeoutSession:
 
     if settings.ca_bundle:
         session.verify = settings.ca_bundle
-        https: HTTPAdapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        https: HTTPAdapter = HTTPAdapter(
+            pool_connections=pool_size, pool_maxsize=pool_size
+        )
     else:
         https = _TrustStoreAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("https://", https)
-    session.mount("http://", HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size))
+    session.mount(
+        "http://", HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    )
 
     session.hooks["response"].append(log_exchange)
     return session
@@ -83,7 +88,8 @@ def check_transport(url: str, settings: Settings, what: str) -> None:
     if is_loopback(parts.hostname or "") or settings.allow_http:
         return
     raise ConfigError(
-        f"refusing plain http:// for the {what} at {parts.hostname}: tokens would travel "
+        f"refusing plain http:// for the {what} at {parts.hostname}: "
+        "tokens would travel "
         "unencrypted",
         hint="use https://, or pass --allow-http (ASSETCTL_ALLOW_HTTP=1) if you must",
     )
@@ -98,7 +104,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+def send(
+    session: requests.Session, method: str, url: str, **kwargs: Any
+) -> requests.Response:
     """One request; transport failures become a `NetworkError` naming the host."""
     try:
         return session.request(method, url, **kwargs)
@@ -124,13 +132,25 @@ def log_exchange(response: requests.Response, *args: Any, **kwargs: Any) -> None
         return
     request = response.request
     elapsed = response.elapsed.total_seconds() * 1000 if response.elapsed else 0.0
-    log.debug("%s %s -> %s (%.0f ms)", request.method, _safe_url(request.url), response.status_code, elapsed)
+    log.debug(
+        "%s %s -> %s (%.0f ms)",
+        request.method,
+        _safe_url(request.url),
+        response.status_code,
+        elapsed,
+    )
     log.debug("request headers: %s", _headers(request.headers))
     if request.body:
-        body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else str(request.body)
+        body = (
+            request.body.decode("utf-8", "replace")
+            if isinstance(request.body, bytes)
+            else str(request.body)
+        )
         log.debug("request body: %s", _clip(body))
     log.debug("response headers: %s", _headers(response.headers))
-    if not response.headers.get("Content-Type", "").startswith(("application/json", "application/problem+json", "text/")):
+    if not response.headers.get("Content-Type", "").startswith(
+        ("application/json", "application/problem+json", "text/")
+    ):
         return
     log.debug("response body: %s", _clip(response.text))
 
@@ -138,7 +158,12 @@ def log_exchange(response: requests.Response, *args: Any, **kwargs: Any) -> None
 def _headers(headers: Any) -> str:
     shown = {}
     for name, value in headers.items():
-        if name.lower() in {"authorization", "cookie", "set-cookie", "proxy-authorization"}:
+        if name.lower() in {
+            "authorization",
+            "cookie",
+            "set-cookie",
+            "proxy-authorization",
+        }:
             value = "[redacted]"
         shown[name] = value
     return redact(str(shown))
@@ -153,4 +178,3 @@ def _clip(text: str) -> str:
     if len(text) > BODY_LOG_LIMIT:
         return text[:BODY_LOG_LIMIT] + f"... ({len(text)} chars)"
     return text
-

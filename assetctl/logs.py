@@ -79,7 +79,9 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(message)
         record.args = None
         if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info)
+            )
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
@@ -89,7 +91,9 @@ def configure(verbosity: int) -> None:
     """0: warnings, 1 (`-v`): info, 2 (`--debug`): everything, to stderr."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("assetctl: %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("assetctl: %(levelname)s %(name)s: %(message)s")
+    )
     handler.addFilter(RedactingFilter())
 
     root = logging.getLogger()

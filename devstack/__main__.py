@@ -1,4 +1,4 @@
-"""`python -m devstack fetch|up|down|status|approve|demo`: the local stack from the shell.
+"""`python -m devstack fetch|up|down|status|approve|demo`: the local stack.
 
 `up` leaves Keycloak and the asset API running in the background and records them in
 `.stack/` at the repo root; `down` stops them by the recorded PIDs.
@@ -184,7 +184,7 @@ def stack_approve(args: argparse.Namespace) -> int:
 
 
 def stack_demo(args: argparse.Namespace) -> int:
-    """Bring the stack up if needed, then log in, create, list and edit with assetctl."""
+    """Bring the stack up if needed; then log in, create, list and edit."""
     from devstack.demo import run_demo
 
     state = read_state()
@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--auto-approve",
         action="store_true",
-        help="approve the device code as demo/demo-password (default without a terminal)",
+        help="approve the device code as demo/demo-password "
+        "(default without a terminal)",
     )
     demo.set_defaults(func=stack_demo)
     return parser

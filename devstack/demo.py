@@ -28,8 +28,14 @@ EXAMPLES = REPO_ROOT / "examples"
 def run_demo(stack_env: dict[str, str], auto_approve: bool) -> int:
     home = Path(tempfile.mkdtemp(prefix="demo-", dir=_state_dir()))
     with private_secret_service() as keyring_env:
-        env = {**os.environ, **stack_env, **keyring_env, "HOME": str(home),
-               "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state")}
+        env = {
+            **os.environ,
+            **stack_env,
+            **keyring_env,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_STATE_HOME": str(home / "state"),
+        }
         env.pop("ASSETCTL_TOKEN", None)
         env["ASSETCTL_REGISTRY"] = str(REPO_ROOT / "asset-types.yaml")
 
@@ -41,13 +47,40 @@ def run_demo(stack_env: dict[str, str], auto_approve: bool) -> int:
 
         _step("assetctl status")
         _cli(["status"], env)
-        _step(f"assetctl asset create --type datasets {_rel(EXAMPLES / 'dataset.json')}")
-        created = _cli(["asset", "create", "--type", "datasets", str(EXAMPLES / "dataset.json"), "--output", "json"], env, capture=True)
+        _step(
+            f"assetctl asset create --type datasets {_rel(EXAMPLES / 'dataset.json')}"
+        )
+        created = _cli(
+            [
+                "asset",
+                "create",
+                "--type",
+                "datasets",
+                str(EXAMPLES / "dataset.json"),
+                "--output",
+                "json",
+            ],
+            env,
+            capture=True,
+        )
         asset_id = _created_id(created)
         _step("assetctl asset list --type datasets")
         _cli(["asset", "list", "--type", "datasets"], env)
-        _step(f"assetctl asset edit --type datasets {asset_id} {_rel(EXAMPLES / 'dataset-edit.json')}")
-        _cli(["asset", "edit", "--type", "datasets", asset_id, str(EXAMPLES / "dataset-edit.json")], env)
+        _step(
+            f"assetctl asset edit --type datasets {asset_id} "
+            f"{_rel(EXAMPLES / 'dataset-edit.json')}"
+        )
+        _cli(
+            [
+                "asset",
+                "edit",
+                "--type",
+                "datasets",
+                asset_id,
+                str(EXAMPLES / "dataset-edit.json"),
+            ],
+            env,
+        )
         _step(f"assetctl asset get --type datasets {asset_id}")
         _cli(["asset", "get", "--type", "datasets", asset_id, "--output", "json"], env)
         _step("done: login, create, list and edit worked end to end")
@@ -55,14 +88,24 @@ def run_demo(stack_env: dict[str, str], auto_approve: bool) -> int:
 
 
 def _login_auto(env: dict[str, str]) -> None:
-    """Run `assetctl login` in a pseudo-terminal and approve its code as the demo user."""
+    """Run `assetctl login` in a pseudo-terminal; approve its code as the demo user."""
     import pexpect
 
     command = _assetctl()
-    child = pexpect.spawn(command[0], [*command[1:], "login", "--no-browser"], env=env, encoding="utf-8", timeout=120, dimensions=(50, 200))
+    child = pexpect.spawn(
+        command[0],
+        [*command[1:], "login", "--no-browser"],
+        env=env,
+        encoding="utf-8",
+        timeout=120,
+        dimensions=(50, 200),
+    )
     child.logfile_read = sys.stderr
     child.expect(COMPLETE_URI)
-    print("\n[demo] approving the code as demo/demo-password through Keycloak's pages", file=sys.stderr)
+    print(
+        "\n[demo] approving the code as demo/demo-password through Keycloak's pages",
+        file=sys.stderr,
+    )
     approve_device_code(child.after, "demo", "demo-password")
     child.expect(pexpect.EOF)
     child.close()
@@ -71,7 +114,12 @@ def _login_auto(env: dict[str, str]) -> None:
 
 
 def _cli(args: list[str], env: dict[str, str], capture: bool = False) -> str:
-    result = subprocess.run([*_assetctl(), *args], env=env, text=True, stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run(
+        [*_assetctl(), *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
     if result.returncode != 0:
         raise StackError(f"`assetctl {' '.join(args)}` exited with {result.returncode}")
     if capture:

@@ -99,7 +99,8 @@ def request_authorization(
         body = None
     if not isinstance(body, dict):
         raise LoginError(
-            f"the device authorization answer from {endpoints.device_authorization} is not JSON",
+            "the device authorization answer from "
+            f"{endpoints.device_authorization} is not JSON",
             hint="check the server URL; a proxy or a login page may be in the way",
         )
     started = now()
@@ -118,7 +119,9 @@ def request_authorization(
             next_poll_at=started + interval,
         )
     except KeyError as exc:
-        raise LoginError(f"the device authorization answer lacks '{exc.args[0]}'") from exc
+        raise LoginError(
+            f"the device authorization answer lacks '{exc.args[0]}'"
+        ) from exc
 
 
 def poll_once(
@@ -128,12 +131,17 @@ def poll_once(
     *,
     now: Callable[[], float] = time.time,
 ) -> TokenSet | Pending:
-    """One request to the token endpoint; raises when the login is over without tokens."""
+    """One poll of the token endpoint; raises when the login ended without tokens."""
     if authorization.seconds_left(now()) <= 0:
         raise DeviceCodeExpired(
-            "the device code expired before it was approved", hint="run `assetctl login` again"
+            "the device code expired before it was approved",
+            hint="run `assetctl login` again",
         )
-    data = {"grant_type": DEVICE_GRANT, "device_code": authorization.device_code, "client_id": authorization.client_id}
+    data = {
+        "grant_type": DEVICE_GRANT,
+        "device_code": authorization.device_code,
+        "client_id": authorization.client_id,
+    }
     if authorization.code_verifier:
         data["code_verifier"] = authorization.code_verifier
 
@@ -146,7 +154,10 @@ def poll_once(
 
     if response.status_code == 200:
         return TokenSet.from_response(
-            token_body(response), issuer=endpoints.issuer, client_id=authorization.client_id, now=now()
+            token_body(response),
+            issuer=endpoints.issuer,
+            client_id=authorization.client_id,
+            now=now(),
         )
     return _pending_or_raise(response, authorization, now())
 
@@ -185,18 +196,31 @@ def _pending_or_raise(
     if error == "slow_down" or response.status_code == 429:
         interval = authorization.interval + SLOW_DOWN_STEP
         log.info("server asked to slow down; polling every %.0f s", interval)
-        return Pending(replace(authorization, interval=interval, next_poll_at=at + interval))
+        return Pending(
+            replace(authorization, interval=interval, next_poll_at=at + interval)
+        )
     if error == "access_denied":
-        raise AccessDenied("the login was denied in the browser", hint="run `assetctl login` to try again")
-    if error == "expired_token" or (error == "invalid_grant" and authorization.seconds_left(at) <= 0):
+        raise AccessDenied(
+            "the login was denied in the browser",
+            hint="run `assetctl login` to try again",
+        )
+    if error == "expired_token" or (
+        error == "invalid_grant" and authorization.seconds_left(at) <= 0
+    ):
         # Keycloak (26.x, checked 2026-12) says expired_token only for about interval +
         # 10 s past expiry, and invalid_grant after that.
-        raise DeviceCodeExpired("the device code expired before it was approved", hint="run `assetctl login` again")
+        raise DeviceCodeExpired(
+            "the device code expired before it was approved",
+            hint="run `assetctl login` again",
+        )
     if response.status_code >= 500:
-        log.warning("token endpoint answered HTTP %s; trying again", response.status_code)
+        log.warning(
+            "token endpoint answered HTTP %s; trying again", response.status_code
+        )
         return _backoff(authorization, at)
     raise LoginError(
-        f"the server ended the login: {error}" + (f" ({description})" if description else ""),
+        f"the server ended the login: {error}"
+        + (f" ({description})" if description else ""),
         hint="run `assetctl login` again",
     )
 
@@ -216,10 +240,12 @@ def _authorization_error(response: requests.Response, client_id: str) -> LoginEr
     if error == "unauthorized_client":
         return LoginError(
             f"client '{client_id}' may not use the device flow",
-            hint="enable 'OAuth 2.0 Device Authorization Grant' on the client in Keycloak",
+            hint="enable 'OAuth 2.0 Device Authorization Grant' on the client "
+            "in Keycloak",
         )
     return LoginError(
-        f"the device authorization request failed: {error}" + (f" ({description})" if description else "")
+        f"the device authorization request failed: {error}"
+        + (f" ({description})" if description else "")
     )
 
 

@@ -23,18 +23,23 @@ class BearerAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if _origin(request.url or "") != self.origin:
             # A redirect or a next-page link to another host: send it no token.
-            log.warning("not sending the token to %s (not the API's origin)", _origin(request.url or ""))
+            log.warning(
+                "not sending the token to %s (not the API's origin)",
+                _origin(request.url or ""),
+            )
             request.headers.pop("Authorization", None)
             return request
         request.headers["Authorization"] = f"Bearer {self.authenticator.access_token()}"
         request.register_hook("response", self._retry_once_on_401)
         return request
 
-    def _retry_once_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+    def _retry_once_on_401(
+        self, response: requests.Response, **kwargs: Any
+    ) -> requests.Response:
         request = response.request
         if response.status_code != 401 or getattr(request, "_assetctl_retried", False):
             return response
-        sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        sent = str(request.headers.get("Authorization") or "").removeprefix("Bearer ")
         token = self.authenticator.refresh_after_rejection(sent)
         if token is None:
             return response

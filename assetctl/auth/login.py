@@ -1,7 +1,8 @@
 """Signing in and out: the steps of `login`, `logout` and `status`, without any output.
 
 A device login can run in one go (`run_device_login`) or in two steps across processes
-(`start_device_login`, then `resume_device_login`): the pending authorization is a secret
+(`start_device_login`, then `resume_device_login`): the pending authorization is a
+secret
 kept in the token store, one per profile, and polls are paced by the server's interval
 across processes by taking the profile's lock around each one.
 """
@@ -14,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import AccessDenied, DeviceCodeExpired, NetworkError, NotFound, NotLoggedIn
+from ..errors import (
+    AccessDenied,
+    DeviceCodeExpired,
+    NetworkError,
+    NotFound,
+    NotLoggedIn,
+)
 from . import device_flow, oidc
 from .device_flow import DeviceAuthorization, Pending
 from .manager import Authenticator
@@ -41,7 +48,11 @@ def start_device_login(
     check_store(authn)
     scope = login_scope(authn.settings.scope, offline)
     return device_flow.request_authorization(
-        authn.session, authn.endpoints(), authn.settings.client_id, scope, use_pkce=use_pkce
+        authn.session,
+        authn.endpoints(),
+        authn.settings.client_id,
+        scope,
+        use_pkce=use_pkce,
     )
 
 
@@ -56,7 +67,9 @@ def run_device_login(
     on_wait: Callable[[DeviceAuthorization], None] | None = None,
 ) -> TokenSet:
     """Poll in this process until the person approves; store the tokens."""
-    outcome = device_flow.wait_for_tokens(authn.session, authn.endpoints(), authorization, on_wait=on_wait)
+    outcome = device_flow.wait_for_tokens(
+        authn.session, authn.endpoints(), authorization, on_wait=on_wait
+    )
     assert isinstance(outcome, TokenSet)  # no deadline: only tokens or an exception
     return complete_login(authn, outcome)
 
@@ -73,11 +86,16 @@ def load_pending(authn: Authenticator) -> DeviceAuthorization:
             f"no pending login for profile '{authn.settings.profile}'",
             hint="start one with `assetctl login --no-wait`",
         )
-    if pending.issuer.rstrip("/") != authn.settings.issuer.rstrip("/") or pending.client_id != authn.settings.client_id:
+    if (
+        pending.issuer.rstrip("/") != authn.settings.issuer.rstrip("/")
+        or pending.client_id != authn.settings.client_id
+    ):
         raise NotFound(
-            f"the pending login of profile '{authn.settings.profile}' is for {pending.issuer} "
+            f"the pending login of profile '{authn.settings.profile}' is for "
+            f"{pending.issuer} "
             f"(client {pending.client_id})",
-            hint="resume it with the same settings, or start a new one with `assetctl login --no-wait`",
+            hint="resume it with the same settings, or start a new one with "
+            "`assetctl login --no-wait`",
         )
     return pending
 
@@ -90,10 +108,12 @@ def resume_device_login(
     on_wait: Callable[[DeviceAuthorization], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TokenSet | Pending:
-    """Go on with the stored pending login: one poll (`once`), or until done or timeout."""
+    """Go on with the stored pending login: one poll (`once`), or until done."""
     deadline = None if timeout is None else time.time() + timeout
     while True:
-        outcome = _poll_pending_locked(authn, on_wait=on_wait, sleep=sleep, deadline=deadline)
+        outcome = _poll_pending_locked(
+            authn, on_wait=on_wait, sleep=sleep, deadline=deadline
+        )
         if isinstance(outcome, TokenSet) or once:
             return outcome
         if deadline is not None and outcome.authorization.next_poll_at > deadline:
@@ -132,7 +152,11 @@ def _poll_pending_locked(
 
 def login_with_client_credentials(authn: Authenticator, secret: str) -> TokenSet:
     tokens = oidc.client_credentials(
-        authn.session, authn.endpoints(), authn.settings.client_id, secret, authn.settings.scope
+        authn.session,
+        authn.endpoints(),
+        authn.settings.client_id,
+        secret,
+        authn.settings.scope,
     )
     tokens = replace(tokens, grant="client_credentials")
     return complete_login(authn, tokens)
@@ -151,7 +175,10 @@ def logout(authn: Authenticator) -> LogoutResult:
     server, server_ok = "nothing stored", True
     if tokens is not None and tokens.refresh_token:
         try:
-            server, server_ok = oidc.end_session(authn.session, authn.endpoints(), tokens), True
+            server, server_ok = (
+                oidc.end_session(authn.session, authn.endpoints(), tokens),
+                True,
+            )
         except NetworkError as exc:
             server, server_ok = f"server not reached ({exc.message})", False
         except Exception as exc:  # noqa: BLE001 - local removal must happen regardless
@@ -165,7 +192,7 @@ def logout(authn: Authenticator) -> LogoutResult:
 
 
 def status(authn: Authenticator) -> dict[str, Any]:
-    """Everything `assetctl status` shows; raises `NotLoggedIn` when there is no login."""
+    """Everything `assetctl status` shows; `NotLoggedIn` when there is no login."""
     settings = authn.settings
     env_tokens = authn.env_token()
     tokens = env_tokens if env_tokens is not None else authn.stored_tokens()
@@ -181,18 +208,29 @@ def status(authn: Authenticator) -> dict[str, Any]:
         "roles": sorted(realm_roles),
         "scopes": sorted((tokens.scope or claims.get("scope", "")).split()),
         "grant": tokens.grant,
-        "access_expires_in": None if tokens.expires_at == float("inf") else round(tokens.expires_at - now),
-        "refresh_expires_in": None if tokens.refresh_expires_at is None else round(tokens.refresh_expires_at - now),
+        "access_expires_in": None
+        if tokens.expires_at == float("inf")
+        else round(tokens.expires_at - now),
+        "refresh_expires_in": None
+        if tokens.refresh_expires_at is None
+        else round(tokens.refresh_expires_at - now),
         "has_refresh_token": tokens.refresh_token is not None,
         "offline": "offline_access" in (tokens.scope or "").split(),
         "token_source": authn.source(),
-        "storage": authn.credentials.description if env_tokens is None else "not stored",
+        "storage": authn.credentials.description
+        if env_tokens is None
+        else "not stored",
     }
 
 
 def who(tokens: TokenSet) -> str:
     claims = tokens.claims()
-    name = claims.get("preferred_username") or claims.get("client_id") or claims.get("sub") or "unknown"
+    name = (
+        claims.get("preferred_username")
+        or claims.get("client_id")
+        or claims.get("sub")
+        or "unknown"
+    )
     if claims.get("email"):
         return f"{name} <{claims['email']}>"
     return str(name)

@@ -31,9 +31,9 @@ from .tokens import TokenSet
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = 60.0
-ENV_TOKEN = "ASSETCTL_TOKEN"
-ENV_SECRET = "ASSETCTL_CLIENT_SECRET"
-ENV_SECRET_FILE = "ASSETCTL_CLIENT_SECRET_FILE"
+ENV_TOKEN = "ASSETCTL_TOKEN"  # noqa: S105 - a variable name
+ENV_SECRET = "ASSETCTL_CLIENT_SECRET"  # noqa: S105 - a variable name
+ENV_SECRET_FILE = "ASSETCTL_CLIENT_SECRET_FILE"  # noqa: S105 - a variable name
 
 
 class Authenticator:
@@ -64,7 +64,9 @@ class Authenticator:
     @property
     def credentials(self) -> Credentials:
         if self._credentials is None:
-            self._credentials = Credentials(open_store(self.settings), self.settings.profile)
+            self._credentials = Credentials(
+                open_store(self.settings), self.settings.profile
+            )
         return self._credentials
 
     def endpoints(self) -> Endpoints:
@@ -102,12 +104,17 @@ class Authenticator:
         tokens = self.credentials.load_tokens()
         if tokens is None:
             raise NotLoggedIn(
-                f"not logged in (profile '{self.settings.profile}')", hint="run `assetctl login`"
+                f"not logged in (profile '{self.settings.profile}')",
+                hint="run `assetctl login`",
             )
-        if tokens.issuer.rstrip("/") != issuer.rstrip("/") or tokens.client_id != self.settings.client_id:
+        if (
+            tokens.issuer.rstrip("/") != issuer.rstrip("/")
+            or tokens.client_id != self.settings.client_id
+        ):
             raise NotLoggedIn(
                 f"the stored login of profile '{self.settings.profile}' is for "
-                f"{tokens.issuer} (client {tokens.client_id}), not {issuer} (client {self.settings.client_id})",
+                f"{tokens.issuer} (client {tokens.client_id}), not {issuer} "
+                f"(client {self.settings.client_id})",
                 hint="run `assetctl login`, or choose the matching --profile",
             )
         return tokens
@@ -124,19 +131,25 @@ class Authenticator:
                 return cached
             tokens = self.stored_tokens()
             if not tokens.is_fresh(min_valid):
-                log.info("access token expires in %.0f s; refreshing", tokens.seconds_left())
+                log.info(
+                    "access token expires in %.0f s; refreshing", tokens.seconds_left()
+                )
                 tokens = self._refresh_or_keep(tokens, min_valid)
             self._cached = tokens
             return tokens
 
     def _refresh_or_keep(self, tokens: TokenSet, min_valid: float) -> TokenSet:
-        """Refresh; if Keycloak cannot be reached, a token still valid for what was asked
-        is good enough (the refresh margin exists to avoid a failure, not to cause one)."""
+        """Refresh; if Keycloak cannot be reached, a token still valid for what was
+        asked is good enough (the margin is there to avoid failures, not cause them)."""
         try:
             return self._refresh_locked(min_valid, rejected=None)
         except NetworkError as exc:
             if tokens.seconds_left() > max(min_valid, 1.0):
-                log.warning("cannot refresh (%s); using the current token, valid %.0f s more", exc.message, tokens.seconds_left())
+                log.warning(
+                    "cannot refresh (%s); using the current token, valid %.0f s more",
+                    exc.message,
+                    tokens.seconds_left(),
+                )
                 return tokens
             raise
 
@@ -174,13 +187,15 @@ class Authenticator:
                 self.credentials.save_tokens(fresh)
         except filelock.Timeout as exc:
             raise AuthError(
-                f"another assetctl process has held the token lock for {LOCK_TIMEOUT:.0f} s",
+                "another assetctl process has held the token lock for "
+                f"{LOCK_TIMEOUT:.0f} s",
                 hint="wait for it to finish, then try again",
             ) from exc
 
         if not fresh.is_fresh(min_valid):
             raise AuthError(
-                f"the server issues access tokens valid for {fresh.lifetime:.0f} s, less "
+                "the server issues access tokens valid for "
+                f"{fresh.lifetime:.0f} s, less "
                 f"than the {min_valid:.0f} s asked for",
                 hint="ask for less with --min-valid",
             )
@@ -192,27 +207,39 @@ class Authenticator:
             if secret is None:
                 raise SessionEnded(
                     "the service account token expired and no client secret is set",
-                    hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, then run `assetctl login --client-credentials`",
+                    hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, then run "
+                    "`assetctl login --client-credentials`",
                 )
             return oidc.client_credentials(
-                self.session, self.endpoints(), tokens.client_id, secret, tokens.scope or self.settings.scope
+                self.session,
+                self.endpoints(),
+                tokens.client_id,
+                secret,
+                tokens.scope or self.settings.scope,
             ).with_updates(grant="client_credentials")
         if tokens.refresh_expired():
-            raise SessionEnded("your session ended (the refresh token expired)", hint="run `assetctl login`")
+            raise SessionEnded(
+                "your session ended (the refresh token expired)",
+                hint="run `assetctl login`",
+            )
         return oidc.refresh(self.session, self.endpoints(), tokens)
 
     def _check_env_token(self, tokens: TokenSet, min_valid: float) -> TokenSet:
         if tokens.seconds_left() <= max(min_valid, 0.0):
             raise AuthError(
-                f"the token in {ENV_TOKEN} is expired or expires within {min_valid:.0f} s",
-                hint=f"supply a fresh one, or unset {ENV_TOKEN} to use the stored login",
+                f"the token in {ENV_TOKEN} is expired or expires within "
+                f"{min_valid:.0f} s",
+                hint=f"supply a fresh one, or unset {ENV_TOKEN} to use the stored "
+                "login",
             )
         return tokens
 
     def lock(self) -> filelock.BaseFileLock:
         folder = Path(platformdirs.user_state_dir(APP_NAME)) / "locks"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return filelock.FileLock(folder / f"{self.settings.profile}.lock", timeout=LOCK_TIMEOUT)
+        return filelock.FileLock(
+            folder / f"{self.settings.profile}.lock", timeout=LOCK_TIMEOUT
+        )
 
 
 def read_client_secret(env: Mapping[str, str], path: str | None = None) -> str | None:
@@ -223,6 +250,8 @@ def read_client_secret(env: Mapping[str, str], path: str | None = None) -> str |
         try:
             secret = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read the client secret file {path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"cannot read the client secret file {path}: {exc.strerror}"
+            ) from exc
         return secret or None
     return env.get(ENV_SECRET, "").strip() or None

@@ -41,19 +41,23 @@ def discover(session: requests.Session, issuer: str) -> Endpoints:
             hint="check the server URL and realm name",
         )
     if response.status_code >= 400:
-        raise NetworkError(f"OpenID discovery at {issuer} answered HTTP {response.status_code}")
+        raise NetworkError(
+            f"OpenID discovery at {issuer} answered HTTP {response.status_code}"
+        )
     try:
         doc = response.json()
         token = doc["token_endpoint"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
-            f"{url} is not an OpenID configuration", hint="check the server URL and realm"
+            f"{url} is not an OpenID configuration",
+            hint="check the server URL and realm",
         ) from exc
 
     if doc.get("issuer") and doc["issuer"].rstrip("/") != issuer.rstrip("/"):
         log.warning(
             "the server calls itself %s, not %s: tokens will carry its name",
-            doc["issuer"], issuer,
+            doc["issuer"],
+            issuer,
         )
     return Endpoints(
         issuer=doc.get("issuer", issuer),
@@ -70,7 +74,12 @@ def post_form(
     session: requests.Session, url: str, data: Mapping[str, str], auth: Any = None
 ) -> requests.Response:
     return send(
-        session, "POST", url, data=dict(data), auth=auth, headers={"Accept": "application/json"}
+        session,
+        "POST",
+        url,
+        data=dict(data),
+        auth=auth,
+        headers={"Accept": "application/json"},
     )
 
 
@@ -102,9 +111,12 @@ def token_body(response: requests.Response) -> dict[str, Any]:
 
 
 def refresh(
-    session: requests.Session, endpoints: Endpoints, tokens: TokenSet, client_secret: str | None = None
+    session: requests.Session,
+    endpoints: Endpoints,
+    tokens: TokenSet,
+    client_secret: str | None = None,
 ) -> TokenSet:
-    """Trade the refresh token for a new set; the server may rotate the refresh token."""
+    """Trade the refresh token for a new set; the server may rotate it."""
     if not tokens.refresh_token:
         raise SessionEnded(
             "the access token expired and there is no refresh token",
@@ -120,7 +132,10 @@ def refresh(
     response = post_form(session, endpoints.token, data)
     if response.status_code == 200:
         return TokenSet.from_response(
-            token_body(response), issuer=tokens.issuer, client_id=tokens.client_id, previous=tokens
+            token_body(response),
+            issuer=tokens.issuer,
+            client_id=tokens.client_id,
+            previous=tokens,
         )
 
     error, description = oauth_error(response)
@@ -130,31 +145,49 @@ def refresh(
             hint="run `assetctl login`",
         )
     if response.status_code >= 500:
-        raise NetworkError(f"the token endpoint failed with HTTP {response.status_code}", hint="try again later")
-    raise LoginError(f"refreshing the token failed: {error} {description}".strip(), hint="run `assetctl login`")
+        raise NetworkError(
+            f"the token endpoint failed with HTTP {response.status_code}",
+            hint="try again later",
+        )
+    raise LoginError(
+        f"refreshing the token failed: {error} {description}".strip(),
+        hint="run `assetctl login`",
+    )
 
 
 def client_credentials(
-    session: requests.Session, endpoints: Endpoints, client_id: str, secret: str, scope: str
+    session: requests.Session,
+    endpoints: Endpoints,
+    client_id: str,
+    secret: str,
+    scope: str,
 ) -> TokenSet:
     """Sign a service account in (OAuth 2.0 client credentials grant)."""
     register_secret(secret)
     data = {"grant_type": "client_credentials", "scope": scope}
     response = post_form(session, endpoints.token, data, auth=(client_id, secret))
     if response.status_code == 200:
-        return TokenSet.from_response(token_body(response), issuer=endpoints.issuer, client_id=client_id)
+        return TokenSet.from_response(
+            token_body(response), issuer=endpoints.issuer, client_id=client_id
+        )
 
     error, description = oauth_error(response)
     if error in {"invalid_client", "unauthorized_client"}:
         raise LoginError(
             f"the server refused client '{client_id}': {description or error}",
-            hint="check the client id and secret, and that the client has a service account",
+            hint="check the client id and secret, and that the client has a "
+            "service account",
         )
-    raise LoginError(f"client credentials sign-in failed: {error} {description}".strip())
+    raise LoginError(
+        f"client credentials sign-in failed: {error} {description}".strip()
+    )
 
 
 def end_session(
-    session: requests.Session, endpoints: Endpoints, tokens: TokenSet, client_secret: str | None = None
+    session: requests.Session,
+    endpoints: Endpoints,
+    tokens: TokenSet,
+    client_secret: str | None = None,
 ) -> str:
     """End the session on the server; returns how ("logout" or "revocation").
 
@@ -175,15 +208,25 @@ def end_session(
         error, description = oauth_error(response)
         if error == "invalid_grant":
             return "already ended"
-        log.info("logout endpoint answered %s (%s); trying revocation", response.status_code, error)
+        log.info(
+            "logout endpoint answered %s (%s); trying revocation",
+            response.status_code,
+            error,
+        )
 
     if endpoints.revocation:
-        revoke = {"client_id": tokens.client_id, "token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+        revoke = {
+            "client_id": tokens.client_id,
+            "token": tokens.refresh_token,
+            "token_type_hint": "refresh_token",
+        }
         if client_secret:
             revoke["client_secret"] = client_secret
         response = post_form(session, endpoints.revocation, revoke)
         if response.status_code == 200:
             return "revocation"
         error, description = oauth_error(response)
-        raise LoginError(f"the server refused to revoke the token: {error} {description}".strip())
+        raise LoginError(
+            f"the server refused to revoke the token: {error} {description}".strip()
+        )
     raise LoginError("the server offers neither logout nor revocation")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import platformdirs
 
@@ -56,7 +56,7 @@ class SecretStore(Protocol):
 
 
 def open_store(settings: Settings) -> SecretStore:
-    if settings.token_store == "file":
+    if settings.token_store == "file":  # noqa: S105 - a store name
         return FileStore(Path(platformdirs.user_state_dir(APP_NAME)) / "tokens")
     return KeyringStore(timeout=settings.keyring_timeout)
 
@@ -127,7 +127,9 @@ class KeyringStore:
             return old_head == value
         return _parse_manifest(old_head)[1] == _digest(value) and self.get(key) == value
 
-    def _delete_pieces(self, key: str, head: str | None, keep: str | None = None) -> None:
+    def _delete_pieces(
+        self, key: str, head: str | None, keep: str | None = None
+    ) -> None:
         """Remove the pieces a manifest named, unless they hold the value `keep`."""
         if not head or not head.startswith(_MANIFEST):
             return
@@ -135,21 +137,28 @@ class KeyringStore:
         if keep is not None and digest == _digest(keep):
             return  # rewritten under the same names just now
         for i in range(count):
-            self._call(lambda kr, i=i: _delete_quietly(kr, _piece_name(key, digest, i)), "delete")
+            self._delete(_piece_name(key, digest, i))
 
-    def _call(self, action: Callable[[object], T], what: str) -> T:
-        return call_with_timeout(lambda: action(self.backend()), self.timeout, f"keyring {what}")
+    def _delete(self, name: str) -> None:
+        self._call(lambda kr: _delete_quietly(kr, name), "delete")
+
+    def _call(self, action: Callable[[Any], T], what: str) -> T:
+        return call_with_timeout(
+            lambda: action(self.backend()), self.timeout, f"keyring {what}"
+        )
 
     def backend(self) -> object:
         if self._backend is None:
-            self._backend = call_with_timeout(_safe_backend, self.timeout, "keyring start")
+            self._backend = call_with_timeout(
+                _safe_backend, self.timeout, "keyring start"
+            )
             name = getattr(self._backend, "name", type(self._backend).__name__)
             self.description = f"system keyring ({name})"
         return self._backend
 
 
 class FileStore:
-    """Opt-in: one file per entry, readable by the owner only (0600 in a 0700 folder)."""
+    """Opt-in: one file per entry, for the owner only (0600 in a 0700 folder)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -161,7 +170,9 @@ class FileStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from exc
+            raise StorageError(
+                f"cannot read {self._path(key)}: {exc.strerror}"
+            ) from exc
 
     def set(self, key: str, value: str) -> None:
         path = self._path(key)
@@ -181,7 +192,10 @@ class FileStore:
             # A left-over temporary copy would outlive `logout`.
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise StorageError(f"cannot write {path}: {exc.strerror}", hint="check the folder's permissions") from exc
+            raise StorageError(
+                f"cannot write {path}: {exc.strerror}",
+                hint="check the folder's permissions",
+            ) from exc
 
     def delete(self, key: str) -> bool:
         try:
@@ -208,7 +222,9 @@ def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:
     try:
         ok, value = results.get(timeout=timeout)
     except queue.Empty:
-        raise StorageError(f"the {what} did not answer within {timeout:.0f} s", hint=STORE_HINT) from None
+        raise StorageError(
+            f"the {what} did not answer within {timeout:.0f} s", hint=STORE_HINT
+        ) from None
     if ok:
         return value  # type: ignore[return-value]
     raise _storage_error(value, what)  # type: ignore[arg-type]
@@ -224,7 +240,8 @@ def _safe_backend() -> object:
         raise StorageError("no system keyring is available", hint=STORE_HINT)
     if _is_plaintext(chosen):
         raise StorageError(
-            f"the keyring backend {type(chosen).__module__}.{type(chosen).__name__} stores "
+            "the keyring backend "
+            f"{type(chosen).__module__}.{type(chosen).__name__} stores "
             "secrets unencrypted; assetctl will not use it silently",
             hint="remove keyrings.alt or choose another backend, or opt in to the file "
             "store explicitly with --token-store file",
@@ -243,7 +260,11 @@ def _effective(backend: object) -> object:
 def _is_plaintext(backend: object) -> bool:
     module = type(backend).__module__
     name = type(backend).__name__
-    return module.startswith("keyrings.alt") and "Encrypted" not in name or module.endswith(".null")
+    return (
+        module.startswith("keyrings.alt")
+        and "Encrypted" not in name
+        or module.endswith(".null")
+    )
 
 
 def _storage_error(exc: BaseException, what: str) -> BaseException:

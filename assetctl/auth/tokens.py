@@ -1,7 +1,8 @@
 """`TokenSet`: the tokens of one login and when they stop working.
 
-Expiry comes from the server's `expires_in`, counted from when the answer arrived on this
-machine, never from the token's own `iat`/`exp`: a server whose clock is a few seconds off
+Expiry comes from the server's `expires_in`, counted from when the answer arrived on
+this machine, never from the token's own `iat`/`exp`: a server whose clock is a few
+seconds off
 must not make a fresh token look expired (or an old one look fresh).
 """
 
@@ -32,7 +33,7 @@ class TokenSet:
     refresh_expires_at: float | None = None
     lifetime: float = 300.0
     scope: str = ""
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name
     issuer: str = ""
     client_id: str = ""
     obtained_at: float = 0.0
@@ -59,7 +60,9 @@ class TokenSet:
         now = time.time() if now is None else now
         lifetime = float(body.get("expires_in") or 300)
         refresh_in = float(body.get("refresh_expires_in") or 0)
-        refresh_token = body.get("refresh_token") or (previous.refresh_token if previous else None)
+        refresh_token = body.get("refresh_token") or (
+            previous.refresh_token if previous else None
+        )
         return cls(
             access_token=str(body["access_token"]),
             expires_at=now + lifetime,
@@ -98,7 +101,9 @@ class TokenSet:
     def claims(self) -> dict[str, Any]:
         """The access token's claims, unverified (for display, never for trust)."""
         try:
-            return dict(jwt.decode(self.access_token, options={"verify_signature": False}))
+            return dict(
+                jwt.decode(self.access_token, options={"verify_signature": False})
+            )
         except jwt.PyJWTError:
             return {}
 

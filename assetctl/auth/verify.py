@@ -11,10 +11,22 @@ import jwt
 from ..errors import AuthError, ConfigError
 from .manager import Authenticator
 
-ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+ALGORITHMS = [
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+]
 
 
-def verify_access_token(authn: Authenticator, token: str, audience: str | None) -> dict[str, Any]:
+def verify_access_token(
+    authn: Authenticator, token: str, audience: str | None
+) -> dict[str, Any]:
     audience = audience or os.environ.get("ASSETCTL_AUDIENCE") or None
     endpoints = authn.endpoints()
     if not endpoints.jwks_uri:
@@ -37,4 +49,6 @@ def verify_access_token(authn: Authenticator, token: str, audience: str | None) 
     except jwt.PyJWKClientError as exc:
         raise AuthError(f"cannot fetch the realm's signing keys: {exc}") from exc
     except jwt.PyJWTError as exc:
-        raise AuthError(f"the access token does not verify: {exc}", hint="run `assetctl login`") from exc
+        raise AuthError(
+            f"the access token does not verify: {exc}", hint="run `assetctl login`"
+        ) from exc

@@ -1,4 +1,4 @@
-"""The root command: global options, subcommand registration and the one error handler."""
+"""The root command: global options, subcommands, and the one error handler."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ log = logging.getLogger("assetctl")
 
 app = typer.Typer(
     name="assetctl",
-    help="Sign in to Keycloak with the device flow and manage assets on a protected API.",
+    help="Sign in to Keycloak with the device flow and manage assets on an API.",
     no_args_is_help=True,
     # Tracebacks with local variables would print tokens.
     pretty_exceptions_enable=False,
@@ -36,20 +36,61 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    profile: Annotated[str | None, typer.Option(help="Profile to use [env ASSETCTL_PROFILE].")] = None,
-    server_url: Annotated[str | None, typer.Option(help="Keycloak base URL [env ASSETCTL_SERVER_URL].")] = None,
-    realm: Annotated[str | None, typer.Option(help="Keycloak realm [env ASSETCTL_REALM].")] = None,
-    client_id: Annotated[str | None, typer.Option(help="OAuth client id [env ASSETCTL_CLIENT_ID].")] = None,
-    api_url: Annotated[str | None, typer.Option(help="Asset API base URL [env ASSETCTL_API_URL].")] = None,
-    registry: Annotated[str | None, typer.Option(help="Asset type registry file [env ASSETCTL_REGISTRY].")] = None,
-    ca_bundle: Annotated[str | None, typer.Option(help="CA bundle for TLS [env ASSETCTL_CA_BUNDLE].")] = None,
-    allow_http: Annotated[bool | None, typer.Option("--allow-http", help="Allow plain http:// beyond loopback.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds per HTTP request [env ASSETCTL_TIMEOUT].")] = None,
-    token_store: Annotated[str | None, typer.Option(help="'keyring' (default) or 'file' (opt-in, unencrypted).")] = None,
-    no_input: Annotated[bool | None, typer.Option("--no-input", help="Never prompt or wait for a person.")] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-v, -vv).")] = 0,
-    debug: Annotated[bool, typer.Option("--debug", help="Log every HTTP exchange (secrets masked) and show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    profile: Annotated[
+        str | None, typer.Option(help="Profile to use [env ASSETCTL_PROFILE].")
+    ] = None,
+    server_url: Annotated[
+        str | None, typer.Option(help="Keycloak base URL [env ASSETCTL_SERVER_URL].")
+    ] = None,
+    realm: Annotated[
+        str | None, typer.Option(help="Keycloak realm [env ASSETCTL_REALM].")
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="OAuth client id [env ASSETCTL_CLIENT_ID].")
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Asset API base URL [env ASSETCTL_API_URL].")
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(help="Asset type registry file [env ASSETCTL_REGISTRY]."),
+    ] = None,
+    ca_bundle: Annotated[
+        str | None, typer.Option(help="CA bundle for TLS [env ASSETCTL_CA_BUNDLE].")
+    ] = None,
+    allow_http: Annotated[
+        bool | None,
+        typer.Option("--allow-http", help="Allow plain http:// beyond loopback."),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds per HTTP request [env ASSETCTL_TIMEOUT]."),
+    ] = None,
+    token_store: Annotated[
+        str | None,
+        typer.Option(help="'keyring' (default) or 'file' (opt-in, unencrypted)."),
+    ] = None,
+    no_input: Annotated[
+        bool | None,
+        typer.Option("--no-input", help="Never prompt or wait for a person."),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="More log output (-v, -vv)."),
+    ] = 0,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Log every HTTP exchange (secrets masked) and show tracebacks.",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version."
+        ),
+    ] = False,
 ) -> None:
     """Sign in to Keycloak with the device flow and manage assets on a protected API."""
     verbosity = 2 if debug else verbose
@@ -74,20 +115,12 @@ def root(
 
 def _register() -> None:
     from . import auth
+    from .api import api_request
+    from .asset import asset_app
 
     auth.register(app)
-    try:
-        from .asset import asset_app
-    except ImportError:  # TODO: remove once the asset commands have landed
-        asset_app = None
-    if asset_app is not None:
-        app.add_typer(asset_app, name="asset", help="Create, edit, list and delete assets.")
-    try:
-        from .api import api_request
-    except ImportError:  # TODO: remove once the api command has landed
-        api_request = None
-    if api_request is not None:
-        app.command("api")(api_request)
+    app.add_typer(asset_app, name="asset", help="Create, edit, list and delete assets.")
+    app.command("api")(api_request)
 
 
 _register()
@@ -117,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             log.error("unexpected failure", exc_info=True)
-        _error(f"unexpected failure: {type(exc).__name__}: {exc}; rerun with --debug and report it")
+        _error(
+            f"unexpected failure: {type(exc).__name__}: {exc}; "
+            "rerun with --debug and report it"
+        )
         return int(ExitCode.FAILURE)
 
 

@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
     app.command("logout")(auth_logout)
     app.command("token")(auth_token)
     app.command("status")(auth_status)
-    auth_app = typer.Typer(help="The same sign-in commands, grouped.", no_args_is_help=True)
+    auth_app = typer.Typer(
+        help="The same sign-in commands, grouped.", no_args_is_help=True
+    )
     auth_app.command("login")(auth_login)
     auth_app.command("logout")(auth_logout)
     auth_app.command("token")(auth_token)
@@ -36,16 +38,58 @@ def register(app: typer.Typer) -> None:
 
 def auth_login(
     ctx: typer.Context,
-    client_credentials: Annotated[bool, typer.Option("--client-credentials", help=f"Sign a service account in; secret from {ENV_SECRET} or {ENV_SECRET_FILE}.")] = False,
-    client_secret_file: Annotated[str | None, typer.Option(help="Read the client secret from this file.")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Ask for an offline token (long-lived sessions).")] = False,
-    browser: Annotated[bool | None, typer.Option("--browser/--no-browser", help="Open the page in a browser [default: when there is a display].")] = None,
-    qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Show the link as a QR code.")] = True,
-    pkce: Annotated[bool, typer.Option("--pkce/--no-pkce", help="Use PKCE where the server offers it.")] = True,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Start the login, print the code and return at once.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Finish the login started with --no-wait.")] = False,
-    once: Annotated[bool, typer.Option("--once", help="With --resume: poll once; exit 11 while still pending.")] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="With --resume: give up after SECONDS (exit 11).")] = None,
+    client_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--client-credentials",
+            help=f"Sign a service account in; secret from {ENV_SECRET} or "
+            f"{ENV_SECRET_FILE}.",
+        ),
+    ] = False,
+    client_secret_file: Annotated[
+        str | None, typer.Option(help="Read the client secret from this file.")
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Ask for an offline token (long-lived sessions)."
+        ),
+    ] = False,
+    browser: Annotated[
+        bool | None,
+        typer.Option(
+            "--browser/--no-browser",
+            help="Open the page in a browser [default: when there is a display].",
+        ),
+    ] = None,
+    qr: Annotated[
+        bool, typer.Option("--qr/--no-qr", help="Show the link as a QR code.")
+    ] = True,
+    pkce: Annotated[
+        bool,
+        typer.Option("--pkce/--no-pkce", help="Use PKCE where the server offers it."),
+    ] = True,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait", help="Start the login, print the code and return at once."
+        ),
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish the login started with --no-wait.")
+    ] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="With --resume: poll once; exit 11 while still pending."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", help="With --resume: give up after SECONDS (exit 11)."
+        ),
+    ] = None,
     output: OutputOption = "text",
 ) -> None:
     """Sign in with the device flow (or a service account) and store the tokens."""
@@ -54,14 +98,17 @@ def auth_login(
     _check_login_flags(no_wait, resume, once, timeout, client_credentials)
     if authn.env_token() is not None:
         login_view.stderr.print(
-            f"warning: {ENV_TOKEN} is set and wins over the login stored now; unset it to use this login"
+            f"warning: {ENV_TOKEN} is set and wins over the login stored now; "
+            "unset it to use this login"
         )
 
     if client_credentials:
         secret = read_client_secret(authn.env, client_secret_file)
         if secret is None:
             raise ConfigError(
-                "no client secret given", hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, or pass --client-secret-file"
+                "no client secret given",
+                hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, "
+                "or pass --client-secret-file",
             )
         tokens = core.login_with_client_credentials(authn, secret)
         _say_logged_in(app_ctx, tokens)
@@ -80,7 +127,9 @@ def auth_login(
     authorization = core.start_device_login(authn, offline=offline, use_pkce=pkce)
     login_view.show_device_code(authorization, qr=qr)
     if browser or (browser is None and login_view.has_display()):
-        login_view.open_browser(authorization.verification_uri_complete or authorization.verification_uri)
+        login_view.open_browser(
+            authorization.verification_uri_complete or authorization.verification_uri
+        )
 
     countdown = login_view.Countdown()
     try:
@@ -98,22 +147,42 @@ def auth_logout(ctx: typer.Context) -> None:
     result = core.logout(app_ctx.authenticator)
     profile = app_ctx.settings.profile
     if not result.removed:
-        login_view.stderr.print(f"Profile '{profile}' was not logged in; nothing to remove.")
+        login_view.stderr.print(
+            f"Profile '{profile}' was not logged in; nothing to remove."
+        )
         return
     if result.server_ok:
-        login_view.stderr.print(f"Logged out of profile '{profile}' (server session: {result.server}).")
+        login_view.stderr.print(
+            f"Logged out of profile '{profile}' (server session: {result.server})."
+        )
     else:
         login_view.stderr.print(
-            f"Removed the local tokens of profile '{profile}', but the server session may live on: {result.server}."
+            f"Removed the local tokens of profile '{profile}', but the server "
+            f"session may live on: {result.server}."
         )
 
 
 def auth_token(
     ctx: typer.Context,
-    min_valid: Annotated[float, typer.Option("--min-valid", help="Seconds the token must stay valid.")] = 0.0,
-    decode: Annotated[bool, typer.Option("--decode", help="Print the token's claims as JSON instead.")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Check signature, issuer and audience against the realm's keys.")] = False,
-    audience: Annotated[str | None, typer.Option("--audience", help="Audience --verify requires [env ASSETCTL_AUDIENCE].")] = None,
+    min_valid: Annotated[
+        float, typer.Option("--min-valid", help="Seconds the token must stay valid.")
+    ] = 0.0,
+    decode: Annotated[
+        bool, typer.Option("--decode", help="Print the token's claims as JSON instead.")
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check signature, issuer and audience against the realm's keys.",
+        ),
+    ] = False,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            "--audience", help="Audience --verify requires [env ASSETCTL_AUDIENCE]."
+        ),
+    ] = None,
 ) -> None:
     """Print a valid access token on stdout, refreshing it if needed."""
     app_ctx: AppContext = ctx.obj
@@ -123,7 +192,9 @@ def auth_token(
         from ..auth.verify import verify_access_token
 
         claims = verify_access_token(authn, tokens.access_token, audience)
-        login_view.stderr.print(f"signature, issuer and expiry verified (audience: {claims.get('aud')})")
+        login_view.stderr.print(
+            f"signature, issuer and expiry verified (audience: {claims.get('aud')})"
+        )
     if decode:
         typer.echo(json.dumps(tokens.claims(), indent=2, sort_keys=True))
         return
@@ -144,7 +215,9 @@ def auth_status(ctx: typer.Context, output: OutputOption = "text") -> None:
 # -- helpers
 
 
-def _check_login_flags(no_wait: bool, resume: bool, once: bool, timeout: float | None, cc: bool) -> None:
+def _check_login_flags(
+    no_wait: bool, resume: bool, once: bool, timeout: float | None, cc: bool
+) -> None:
     if no_wait and resume:
         raise _usage("--no-wait and --resume do not go together")
     if (once or timeout is not None) and not resume:
@@ -166,20 +239,27 @@ def _require_terminal(app_ctx: AppContext) -> None:
         )
 
 
-def _resume(app_ctx: AppContext, *, once: bool, timeout: float | None, output: str) -> None:
+def _resume(
+    app_ctx: AppContext, *, once: bool, timeout: float | None, output: str
+) -> None:
     authn = app_ctx.authenticator
     countdown = login_view.Countdown() if not once else None
     try:
-        outcome = core.resume_device_login(authn, once=once, timeout=timeout, on_wait=countdown)
+        outcome = core.resume_device_login(
+            authn, once=once, timeout=timeout, on_wait=countdown
+        )
     except KeyboardInterrupt:
-        raise Interrupted("stopped waiting; the login is still pending (`assetctl login --resume`)") from None
+        raise Interrupted(
+            "stopped waiting; the login is still pending (`assetctl login --resume`)"
+        ) from None
     finally:
         if countdown:
             countdown.stop()
     if isinstance(outcome, Pending):
         left = int(outcome.authorization.seconds_left())
         raise LoginPending(
-            f"still waiting for approval (code {outcome.authorization.user_code}, {left} s left)",
+            "still waiting for approval "
+            f"(code {outcome.authorization.user_code}, {left} s left)",
             hint="approve it, then run `assetctl login --resume` again",
         )
     _say_logged_in(app_ctx, outcome)
@@ -198,18 +278,24 @@ def _print_pending(authorization: DeviceAuthorization, output: str) -> None:
     if output == "json":
         typer.echo(json.dumps(info, sort_keys=True))
         return
-    typer.echo(f"Open {info['verification_uri']} and enter the code {info['user_code']}")
+    typer.echo(
+        f"Open {info['verification_uri']} and enter the code {info['user_code']}"
+    )
     if info["verification_uri_complete"]:
         typer.echo(f"or go straight to {info['verification_uri_complete']}")
-    typer.echo(f"The code expires at {info['expires_at']}. Then run: assetctl login --resume")
+    typer.echo(
+        f"The code expires at {info['expires_at']}. Then run: assetctl login --resume"
+    )
 
 
 def _say_logged_in(app_ctx: AppContext, tokens: TokenSet) -> None:
     authn = app_ctx.authenticator
     left = int(tokens.seconds_left())
     login_view.stderr.print(
-        f"Logged in as {core.who(tokens)} at {tokens.issuer} (profile '{app_ctx.settings.profile}'); "
-        f"tokens stored in the {authn.credentials.description}; access token valid for {left} s."
+        f"Logged in as {core.who(tokens)} at {tokens.issuer} "
+        f"(profile '{app_ctx.settings.profile}'); "
+        f"tokens stored in the {authn.credentials.description}; "
+        f"access token valid for {left} s."
     )
 
 
@@ -219,7 +305,8 @@ def _status_lines(info: dict) -> list[tuple[str, str]]:
             return none
         if seconds <= 0:
             return "expired"
-        return f"in {seconds} s ({time.strftime('%H:%M:%S', time.localtime(time.time() + seconds))})"
+        at = time.strftime("%H:%M:%S", time.localtime(time.time() + seconds))
+        return f"in {seconds} s ({at})"
 
     return [
         ("Profile", info["profile"]),
@@ -229,7 +316,13 @@ def _status_lines(info: dict) -> list[tuple[str, str]]:
         ("Roles", ", ".join(info["roles"]) or "-"),
         ("Scopes", " ".join(info["scopes"]) or "-"),
         ("Access token", expiry(info["access_expires_in"], "no expiry given")),
-        ("Refresh token", expiry(info["refresh_expires_in"], "no fixed expiry" if info["has_refresh_token"] else "none")),
+        (
+            "Refresh token",
+            expiry(
+                info["refresh_expires_in"],
+                "no fixed expiry" if info["has_refresh_token"] else "none",
+            ),
+        ),
         ("Token source", info["token_source"]),
         ("Stored in", info["storage"]),
     ]

@@ -41,5 +41,7 @@ class AppContext:
         if self._session is None:
             from ..auth import authorized_session
 
-            self._session = authorized_session(self.settings, self.authenticator, pool_size=pool_size)
+            self._session = authorized_session(
+                self.settings, self.authenticator, pool_size=pool_size
+            )
         return self._session

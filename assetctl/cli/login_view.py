@@ -27,12 +27,22 @@ def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:
     ]
     if authorization.verification_uri_complete:
         lines.append(Text("or open this link, which carries the code:"))
-        lines.append(Text.assemble("  ", (authorization.verification_uri_complete, "cyan")))
-    lines.append(Text(f"The code expires in {_clock(authorization.seconds_left())}.", style="dim"))
+        lines.append(
+            Text.assemble("  ", (authorization.verification_uri_complete, "cyan"))
+        )
+    lines.append(
+        Text(
+            f"The code expires in {_clock(authorization.seconds_left())}.", style="dim"
+        )
+    )
     for line in lines:
         stderr.print(line)
     if qr and authorization.verification_uri_complete:
-        stderr.print(_qr_text(authorization.verification_uri_complete), highlight=False, markup=False)
+        stderr.print(
+            _qr_text(authorization.verification_uri_complete),
+            highlight=False,
+            markup=False,
+        )
 
 
 def open_browser(url: str | None) -> bool:
@@ -51,7 +61,8 @@ def has_display() -> bool:
 
 
 class Countdown:
-    """A one-line status on stderr, on a terminal only: time left until the code expires,
+    """A one-line status on stderr, on a terminal only: time left until the code
+    expires,
     recomputed at every refresh of the spinner."""
 
     def __init__(self) -> None:
@@ -87,4 +98,3 @@ def _qr_text(data: str) -> str:
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-

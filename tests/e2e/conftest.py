@@ -10,5 +10,5 @@ import pytest
 
 @pytest.fixture
 def cli_env(cli_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    profile = "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    profile = "t" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
     return {**cli_env, "ASSETCTL_PROFILE": profile}

@@ -20,7 +20,9 @@ def assetctl_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "assetctl"]
 
 
-def run(args: list[str], env: dict[str, str], timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Without a terminal: stdin, stdout and stderr are pipes."""
     return subprocess.run(
         [*assetctl_command(), *args],
@@ -46,7 +48,10 @@ class TerminalRun:
         self.child.expect(pexpect.EOF, timeout=timeout)
         self.transcript.append(self.child.before)
         self.child.close()
-        return self.child.exitstatus if self.child.exitstatus is not None else -1, self.text()
+        return (
+            self.child.exitstatus if self.child.exitstatus is not None else -1,
+            self.text(),
+        )
 
     def text(self) -> str:
         return ANSI.sub("", "".join(self.transcript))
@@ -54,11 +59,24 @@ class TerminalRun:
 
 def spawn_in_terminal(args: list[str], env: dict[str, str]) -> TerminalRun:
     command = assetctl_command()
-    child = pexpect.spawn(command[0], [*command[1:], *args], env=env, encoding="utf-8", dimensions=(50, 200))
+    child = pexpect.spawn(
+        command[0],
+        [*command[1:], *args],
+        env=env,
+        encoding="utf-8",
+        dimensions=(50, 200),
+    )
     return TerminalRun(child=child, transcript=[])
 
 
-def login_in_terminal(env: dict[str, str], approve, *, args: list[str] = (), accept: bool = True, user: str | None = None) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def login_in_terminal(
+    env: dict[str, str],
+    approve,
+    *,
+    args: list[str] = (),
+    accept: bool = True,
+    user: str | None = None,
+) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     """`assetctl login` in a terminal; the code is approved through Keycloak's pages."""
     run_ = spawn_in_terminal(["login", "--no-browser", *args], env)
     uri = run_.wait_for_complete_uri()

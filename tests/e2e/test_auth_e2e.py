@@ -26,12 +26,16 @@ def stored_tokens(env: dict) -> dict:
     import os
 
     saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("DBUS", "XDG", "HOME"))})
+    os.environ.update(
+        {k: v for k, v in env.items() if k.startswith(("DBUS", "XDG", "HOME"))}
+    )
     try:
         from assetctl.auth.store import KeyringStore
 
         profile = env["ASSETCTL_PROFILE"]
-        text = KeyringStore(timeout=10, backend=keyring.get_keyring()).get(f"{profile}/tokens")
+        text = KeyringStore(timeout=10, backend=keyring.get_keyring()).get(
+            f"{profile}/tokens"
+        )
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -39,7 +43,9 @@ def stored_tokens(env: dict) -> dict:
     return json.loads(text)
 
 
-def test_login_stores_tokens_in_the_secret_service_and_token_prints_them(cli_env, approve, keycloak):
+def test_login_stores_tokens_in_the_secret_service_and_token_prints_them(
+    cli_env, approve, keycloak
+):
     code, out = login_in_terminal(cli_env, approve)
     assert code == 0, out
     assert "Logged in as demo" in out
@@ -96,7 +102,9 @@ def test_expired_access_token_is_refreshed_on_next_command(cli_env, approve, key
     assert stored_tokens(env)["access_token"] == second
 
 
-def test_sixteen_processes_share_one_refresh_and_the_session_survives(cli_env, approve, keycloak):
+def test_sixteen_processes_share_one_refresh_and_the_session_survives(
+    cli_env, approve, keycloak
+):
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
     assert login_in_terminal(env, approve)[0] == 0
     time.sleep(11)
@@ -105,7 +113,9 @@ def test_sixteen_processes_share_one_refresh_and_the_session_survives(cli_env, a
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda _: run(["token"], env, timeout=120), range(16)))
 
-    assert [r.returncode for r in results] == [0] * 16, [r.stderr for r in results if r.returncode]
+    assert [r.returncode for r in results] == [0] * 16, [
+        r.stderr for r in results if r.returncode
+    ]
     tokens = {r.stdout.strip() for r in results}
     assert len(tokens) == 1
     assert len(keycloak.events("REFRESH_TOKEN")) == before + 1
@@ -142,7 +152,11 @@ def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, key
     token_url = f"{keycloak.issuer}/protocol/openid-connect/token"
     answer = requests.post(
         token_url,
-        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": "assetctl-cli-test"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "assetctl-cli-test",
+        },
         timeout=10,
     )
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
@@ -152,7 +166,9 @@ def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, key
 def test_logout_without_server_still_removes_tokens(cli_env, approve):
     assert login_in_terminal(cli_env, approve)[0] == 0
 
-    offline = run(["--server-url", "http://127.0.0.1:9", "logout"], cli_env)  # nothing listens
+    offline = run(
+        ["--server-url", "http://127.0.0.1:9", "logout"], cli_env
+    )  # nothing listens
     assert offline.returncode == 0, offline.stderr
     assert "may live on" in offline.stderr
     assert run(["status"], cli_env).returncode == 4
@@ -185,7 +201,11 @@ def test_login_without_terminal_fails_at_once_naming_ci_options(cli_env):
 
 
 def test_service_account_login_with_secret_from_environment(cli_env):
-    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-ci", "ASSETCTL_CLIENT_SECRET": "dev-ci-secret"}
+    env = {
+        **cli_env,
+        "ASSETCTL_CLIENT_ID": "assetctl-ci",
+        "ASSETCTL_CLIENT_SECRET": "dev-ci-secret",
+    }
     result = run(["login", "--client-credentials"], env)
     assert result.returncode == 0, result.stderr
 
@@ -195,7 +215,9 @@ def test_service_account_login_with_secret_from_environment(cli_env):
     token = run(["token"], env).stdout.strip()
     assert claims(token)["azp"] == "assetctl-ci"
 
-    bad = run(["login", "--client-credentials"], {**env, "ASSETCTL_CLIENT_SECRET": "wrong"})
+    bad = run(
+        ["login", "--client-credentials"], {**env, "ASSETCTL_CLIENT_SECRET": "wrong"}
+    )
     assert bad.returncode == 4
     assert "wrong" not in bad.stderr
 
@@ -211,7 +233,9 @@ def test_environment_token_wins_and_status_says_so(cli_env, approve):
     assert run(["token"], env).stdout.strip() == supplied == stored
 
 
-def test_debug_output_of_login_refresh_and_logout_holds_no_secret(cli_env, approve, keycloak):
+def test_debug_output_of_login_refresh_and_logout_holds_no_secret(
+    cli_env, approve, keycloak
+):
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
     run_ = spawn_in_terminal(["--debug", "login", "--no-browser"], env)
     uri = run_.wait_for_complete_uri()
@@ -226,13 +250,17 @@ def test_debug_output_of_login_refresh_and_logout_holds_no_secret(cli_env, appro
     second = stored_tokens(env)
     logout = run(["--debug", "logout"], env)
 
-    everything = login_out + refreshed.stderr + token.stderr + logout.stdout + logout.stderr
+    everything = (
+        login_out + refreshed.stderr + token.stderr + logout.stdout + logout.stderr
+    )
     assert "POST" in everything  # the exchanges were logged
     secrets = [first["access_token"], first["refresh_token"], second["refresh_token"]]
     for secret in secrets:
         for piece in (secret, secret[-40:]):
             assert piece not in everything
-    assert token.stdout.strip() == second["access_token"]  # stdout is the one place for it
+    assert (
+        token.stdout.strip() == second["access_token"]
+    )  # stdout is the one place for it
 
 
 def test_no_keyring_fails_before_the_device_flow_and_file_store_is_opt_in(cli_env):
@@ -257,7 +285,9 @@ def test_plain_http_to_a_remote_server_is_refused(cli_env):
 
 
 def test_pkce_is_used_where_the_server_requires_it(cli_env, approve, keycloak):
-    keycloak.set_client_attribute("assetctl-cli-test", "pkce.code.challenge.method", "S256")
+    keycloak.set_client_attribute(
+        "assetctl-cli-test", "pkce.code.challenge.method", "S256"
+    )
     try:
         code, out = login_in_terminal(cli_env, approve)
         assert code == 0, out
@@ -266,7 +296,9 @@ def test_pkce_is_used_where_the_server_requires_it(cli_env, approve, keycloak):
         assert refused.returncode == 4, refused.stderr
         assert "Traceback" not in refused.stderr
     finally:
-        keycloak.set_client_attribute("assetctl-cli-test", "pkce.code.challenge.method", "")
+        keycloak.set_client_attribute(
+            "assetctl-cli-test", "pkce.code.challenge.method", ""
+        )
 
 
 def test_service_account_secret_from_a_file(cli_env, tmp_path):
@@ -274,7 +306,9 @@ def test_service_account_secret_from_a_file(cli_env, tmp_path):
     secret_file.write_text("dev-ci-secret\n")
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-ci"}
 
-    result = run(["login", "--client-credentials", "--client-secret-file", str(secret_file)], env)
+    result = run(
+        ["login", "--client-credentials", "--client-secret-file", str(secret_file)], env
+    )
     assert result.returncode == 0, result.stderr
     assert run(["token"], env).returncode == 0
 
@@ -284,7 +318,11 @@ def test_service_account_secret_from_a_file(cli_env, tmp_path):
 
 
 def test_old_script_settings_from_a_dotenv_file_still_work(cli_env, tmp_path, keycloak):
-    env = {k: v for k, v in cli_env.items() if not k.startswith(("ASSETCTL_SERVER", "ASSETCTL_REALM", "ASSETCTL_CLIENT"))}
+    env = {
+        k: v
+        for k, v in cli_env.items()
+        if not k.startswith(("ASSETCTL_SERVER", "ASSETCTL_REALM", "ASSETCTL_CLIENT"))
+    }
     project = tmp_path / "project"
     project.mkdir()
     (project / ".env").write_text(
@@ -299,14 +337,21 @@ def test_old_script_settings_from_a_dotenv_file_still_work(cli_env, tmp_path, ke
 
     result = subprocess.run(
         [*assetctl_command(), "login", "--no-wait", "--output", "json"],
-        env=env, cwd=project, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
     assert keycloak.base_url in json.loads(result.stdout)["verification_uri"]
 
 
 def test_login_warns_when_assetctl_token_would_shadow_it(cli_env, approve):
-    code, out = login_in_terminal({**cli_env, "ASSETCTL_TOKEN": "eyJhbGciOiJub25lIn0.e30."}, approve)
+    code, out = login_in_terminal(
+        {**cli_env, "ASSETCTL_TOKEN": "eyJhbGciOiJub25lIn0.e30."}, approve
+    )
     assert code == 0, out
     assert "ASSETCTL_TOKEN is set" in out
 

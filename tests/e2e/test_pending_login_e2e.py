@@ -23,7 +23,13 @@ def test_no_wait_returns_at_once_and_resume_finishes(cli_env, approve):
     started = time.monotonic()
     info = start(cli_env)
     assert time.monotonic() - started < 15
-    assert set(info) >= {"verification_uri", "user_code", "verification_uri_complete", "expires_in", "expires_at"}
+    assert set(info) >= {
+        "verification_uri",
+        "user_code",
+        "verification_uri_complete",
+        "expires_in",
+        "expires_at",
+    }
     assert info["expires_in"] > 0
 
     approve(info["verification_uri_complete"])
@@ -79,29 +85,46 @@ def test_resume_timeout_reports_pending(cli_env):
 
 
 def test_quick_repeated_polls_never_earn_slow_down(cli_env, keycloak):
-    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli"}  # the server's interval is 5 s
+    env = {
+        **cli_env,
+        "ASSETCTL_CLIENT_ID": "assetctl-cli",
+    }  # the server's interval is 5 s
     start(env)
-    codes = [run(["login", "--resume", "--once"], env, timeout=60).returncode for _ in range(3)]
+    codes = [
+        run(["login", "--resume", "--once"], env, timeout=60).returncode
+        for _ in range(3)
+    ]
     assert codes == [11, 11, 11]
     # every poll respected the interval: no slow_down error reached Keycloak's events
-    errors = [e for e in keycloak.events("OAUTH2_DEVICE_CODE_TO_TOKEN_ERROR") if e.get("error") == "slow_down"]
+    errors = [
+        e
+        for e in keycloak.events("OAUTH2_DEVICE_CODE_TO_TOKEN_ERROR")
+        if e.get("error") == "slow_down"
+    ]
     assert errors == []
 
 
 def test_two_profiles_pending_at_once_do_not_mix(cli_env, approve):
-    first = start(cli_env, )
+    first = start(
+        cli_env,
+    )
     second_env = {**cli_env, "ASSETCTL_PROFILE": "second"}
     second = start(second_env)
     assert first["user_code"] != second["user_code"]
 
-    approve(second["verification_uri_complete"], username="reader", password="reader-password")
+    approve(
+        second["verification_uri_complete"],
+        username="reader",
+        password="reader-password",
+    )
     assert run(["login", "--resume", "--once"], second_env).returncode == 0
     assert run(["login", "--resume", "--once"], cli_env).returncode == 11
 
     approve(first["verification_uri_complete"])
     assert run(["login", "--resume", "--once"], cli_env).returncode == 0
     users = {
-        json.loads(run(["status", "--output", "json"], env).stdout)["user"] for env in (cli_env, second_env)
+        json.loads(run(["status", "--output", "json"], env).stdout)["user"]
+        for env in (cli_env, second_env)
     }
     assert users == {"demo", "reader"}
 

@@ -450,7 +450,9 @@ def test_repr_hides_the_device_code_and_verifier(clock):
     assert "ABCD-EFGH" in shown  # the user code is meant to be shown
 
 
-def test_a_non_json_answer_is_a_login_error_not_a_crash(rsps, session, endpoints, clock):
+def test_a_non_json_answer_is_a_login_error_not_a_crash(
+    rsps, session, endpoints, clock
+):
     rsps.add(responses.POST, DEVICE_URL, body="<html>proxy login</html>", status=200)
     with pytest.raises(LoginError, match="not JSON"):
         device_flow.request_authorization(

@@ -4,8 +4,8 @@ received."""
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -251,5 +251,7 @@ def test_the_retried_exchange_shows_in_the_debug_dump(api, caplog):
     with caplog.at_level(logging.DEBUG, logger="assetctl.http"):
         session_for(api).get(f"{api.base}/api/items")
 
-    exchanges = [r.getMessage() for r in caplog.records if "/api/items ->" in r.getMessage()]
+    exchanges = [
+        r.getMessage() for r in caplog.records if "/api/items ->" in r.getMessage()
+    ]
     assert len(exchanges) == 2 and "-> 401" in exchanges[0] and "-> 200" in exchanges[1]

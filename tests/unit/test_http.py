@@ -40,7 +40,9 @@ def _cert(subject, issuer, key, signer, *, ca: bool) -> x509.Certificate:
     )
     if not ca:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
     return builder.sign(signer, hashes.SHA256())
@@ -59,7 +61,9 @@ def https_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
     (folder / "server.pem").write_bytes(cert.public_bytes(pem))
     (folder / "server.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
 
     class Hello(BaseHTTPRequestHandler):
@@ -129,4 +133,6 @@ def test_plain_http_only_on_loopback(url, allowed):
 
 
 def test_allow_http_lets_plain_http_through():
-    check_transport("http://kc.example.com", Settings(allow_http=True), "Keycloak server")
+    check_transport(
+        "http://kc.example.com", Settings(allow_http=True), "Keycloak server"
+    )
