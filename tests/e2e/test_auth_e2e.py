@@ -378,3 +378,19 @@ def test_status_reports_the_opt_in_file_store(cli_env, approve):
     folder = Path(env["XDG_STATE_HOME"]) / "assetctl" / "tokens"
     files = list(folder.iterdir())
     assert files and all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
+
+
+def test_min_valid_is_honoured_or_refused_clearly(cli_env, approve):
+    env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}  # 10 s tokens
+    assert login_in_terminal(env, approve)[0] == 0
+    first = run(["token"], env).stdout.strip()
+
+    time.sleep(4)
+    fresh = run(["token", "--min-valid", "8"], env)  # 6 s left: must refresh first
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() != first
+    assert claims(fresh.stdout.strip())["exp"] - time.time() >= 7
+
+    too_long = run(["token", "--min-valid", "60"], env)
+    assert too_long.returncode == 4
+    assert "--min-valid" in too_long.stderr

@@ -136,3 +136,30 @@ def test_allow_http_lets_plain_http_through():
     check_transport(
         "http://kc.example.com", Settings(allow_http=True), "Keycloak server"
     )
+
+
+def test_proxies_come_from_the_environment(monkeypatch):
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)  # a proxy sees the absolute URL
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"via proxy")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        session = make_session(Settings(timeout=5))
+        answer = send(session, "GET", "http://assets.example.test/datasets")
+    finally:
+        server.shutdown()
+    assert answer.text == "via proxy"
+    assert seen == ["http://assets.example.test/datasets"]
