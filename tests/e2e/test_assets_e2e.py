@@ -270,16 +270,17 @@ def test_token_expiring_mid_batch_is_refreshed_without_failing_an_item(
     assert login_in_terminal(env, approve)[0] == 0
     logged_in = time.monotonic()
     batch = uuid.uuid4().hex
-    rows = [{"name": f"s{n}", "batch": batch} for n in range(1500)]
+    # Enough items to outlast the token even on a quiet machine (~330 items/s there).
+    rows = [{"name": f"s{n}", "batch": batch} for n in range(4000)]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     before = len(keycloak.events("REFRESH_TOKEN"))
-    time.sleep(6)  # start with 4 s of the 10 s access token left
+    time.sleep(7)  # start with about 3 s of the 10 s access token left
 
     args = ["asset", "create", "-t", "datasets", str(source), "-j", "2", "-o", "json"]
     result = run(args, env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - logged_in > 11, "the batch ended before the token expired"
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {r["result"] for r in records} == {"created"} and len(records) == 1500
-    assert len(all_datasets(api, batch)) == 1500
+    assert {r["result"] for r in records} == {"created"} and len(records) == len(rows)
+    assert len(all_datasets(api, batch)) == len(rows)
     assert len(keycloak.events("REFRESH_TOKEN")) > before
