@@ -8,6 +8,7 @@ touches the network or the token store.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -24,6 +25,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "assetctl"
 
@@ -43,6 +46,16 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
 }
 
 TOKEN_STORES = ("keyring", "file")
+STRING_SETTINGS = {
+    "server_url",
+    "realm",
+    "client_id",
+    "api_url",
+    "registry",
+    "ca_bundle",
+    "token_store",
+    "scope",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,16 @@ class Settings:
         """The realm's issuer URL, as Keycloak puts it in tokens."""
         if not self.server_url or not self.realm:
             missing = "server URL" if not self.server_url else "realm"
+            if self.sources.get("profile") != "built-in default" and not any(
+                source.startswith("config file profile")
+                for source in self.sources.values()
+            ):
+                raise ConfigError(
+                    f"no Keycloak {missing} configured, and profile '{self.profile}' "
+                    f"is not in the config file {self.config_file}",
+                    hint="check the profile name, or set ASSETCTL_SERVER_URL and "
+                    "ASSETCTL_REALM",
+                )
             raise ConfigError(
                 f"no Keycloak {missing} configured for profile '{self.profile}'",
                 hint="set ASSETCTL_SERVER_URL and ASSETCTL_REALM, pass --server-url "
@@ -102,7 +125,7 @@ def load_settings(
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     config_file = default_config_file(env)
-    config = _read_config_file(config_file)
+    config = _read_config_file(config_file, explicit=bool(env.get("ASSETCTL_CONFIG")))
     dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
 
     profile, profile_source = _choose_profile(flags, env, config)
@@ -137,7 +160,13 @@ def _choose_profile(
     if env.get("ASSETCTL_PROFILE"):
         return env["ASSETCTL_PROFILE"], "env ASSETCTL_PROFILE"
     if config.get("default_profile"):
-        return str(config["default_profile"]), "config file default_profile"
+        name = str(config["default_profile"])
+        if name not in config.get("profiles", {}):
+            raise ConfigError(
+                f"the config file's default_profile '{name}' has no [profiles.{name}]",
+                hint=f"known profiles: {_known(config)}",
+            )
+        return name, "config file default_profile"
     return "default", "built-in default"
 
 
@@ -159,10 +188,23 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     # The old script kept ACCESS_TOKEN / REFRESH_TOKEN here too; only settings are read.
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc}", hint="fix the file (UTF-8 text) or remove it"
+        ) from exc
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+def _read_config_file(path: Path, explicit: bool = False) -> dict[str, Any]:
+    if explicit and path.is_dir():
+        raise ConfigError(
+            f"ASSETCTL_CONFIG names a directory ({path})",
+            hint="point ASSETCTL_CONFIG at a TOML file, or unset it",
+        )
+    if explicit and not path.exists():
+        log.warning("ASSETCTL_CONFIG names %s, which does not exist; ignoring it", path)
     if not path.is_file():
         return {}
     try:
@@ -197,13 +239,28 @@ def _profile_values(
     profiles = config.get("profiles", {})
     values = dict(profiles.get(profile, {}))
     known = set(ENV_NAMES)
-    for key in values:
+    for key, value in values.items():
         if key not in known:
             raise ConfigError(
                 f"config file {path}: profile '{profile}' has unknown key '{key}'",
                 hint=f"known keys: {', '.join(sorted(known))}",
             )
+        if not isinstance(value, str | bool | int | float):
+            raise ConfigError(
+                f"config file {path}: profile '{profile}': {key} must be a plain "
+                f"value, not {type(value).__name__}"
+            )
+        if key in STRING_SETTINGS and not isinstance(value, str):
+            raise ConfigError(
+                f"config file {path}: profile '{profile}': {key} must be a string, "
+                f"got {value!r}",
+                hint=f'quote it: {key} = "..."',
+            )
     return values
+
+
+def _known(config: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(config.get("profiles", {}))) or "none"
 
 
 def _build(

@@ -299,3 +299,45 @@ def test_settings_are_frozen(tmp_path):
     s = load_settings({}, env={"ASSETCTL_CONFIG": str(tmp_path / "n")}, cwd=tmp_path)
     with pytest.raises(AttributeError):
         s.realm = "changed"  # type: ignore[misc]
+
+
+def test_a_dotenv_that_is_not_text_is_a_config_error(tmp_path):
+    (tmp_path / ".env").write_bytes(b"KEYCLOAK_REALM=\xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"\.env"):
+        load_settings(
+            {}, env={"ASSETCTL_CONFIG": str(tmp_path / "none.toml")}, cwd=tmp_path
+        )
+
+
+def test_default_profile_must_name_a_profile(tmp_path):
+    path = write_config(
+        tmp_path, 'default_profile = "nope"\n[profiles.work]\nrealm = "r"\n'
+    )
+    with pytest.raises(ConfigError, match="default_profile 'nope'.*work"):
+        load_settings({}, env={"ASSETCTL_CONFIG": str(path)}, cwd=tmp_path)
+
+
+def test_a_number_where_a_url_belongs_is_refused(tmp_path):
+    path = write_config(tmp_path, "[profiles.default]\nserver_url = 5\n")
+    with pytest.raises(ConfigError, match="server_url must be a string"):
+        load_settings({}, env={"ASSETCTL_CONFIG": str(path)}, cwd=tmp_path)
+
+
+def test_an_unknown_profile_is_named_when_settings_are_missing(config_file, tmp_path):
+    settings = load_settings(
+        {"profile": "wrok"}, env={"ASSETCTL_CONFIG": str(config_file)}, cwd=tmp_path
+    )
+    with pytest.raises(ConfigError, match="profile 'wrok' is not in the config file"):
+        settings.issuer
+
+
+def test_assetctl_config_naming_a_directory_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="directory"):
+        load_settings({}, env={"ASSETCTL_CONFIG": str(tmp_path)}, cwd=tmp_path)
+
+
+def test_assetctl_config_naming_a_missing_file_warns(tmp_path, caplog):
+    load_settings(
+        {}, env={"ASSETCTL_CONFIG": str(tmp_path / "gone.toml")}, cwd=tmp_path
+    )
+    assert "does not exist" in caplog.text
