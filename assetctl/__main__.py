@@ -4,8 +4,11 @@ import sys
 
 
 def main() -> None:
-    from .cli.app import main as run
-
+    try:
+        from .cli.app import main as run
+    except KeyboardInterrupt:  # Ctrl-C while still importing
+        print("assetctl: error: interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.exit(run())
 
 

@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .config import Settings
-from .errors import ConfigError, NetworkError
+from .errors import ApiError, ConfigError, NetworkError
 from .logs import redact
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,11 @@ def send(
     try:
         return session.request(method, url, **kwargs)
     except requests.exceptions.SSLError as exc:
+        if "WRONG_VERSION_NUMBER" in str(exc) or "record layer failure" in str(exc):
+            raise NetworkError(
+                f"{urlsplit(url).netloc} does not speak TLS",
+                hint="check the URL: the server may want http://, not https://",
+            ) from exc
         raise NetworkError(
             f"TLS verification failed for {urlsplit(url).netloc}",
             hint="pass --ca-bundle FILE if the server uses a private CA",
@@ -120,10 +125,19 @@ def send(
             f"{urlsplit(url).netloc} did not answer in time",
             hint="check the server, or raise --timeout",
         ) from exc
+    except requests.exceptions.TooManyRedirects as exc:
+        raise ApiError(
+            f"{urlsplit(url).netloc} redirects in a loop",
+            hint="check the URL and the server's redirects",
+        ) from exc
     except requests.exceptions.ConnectionError as exc:
         raise NetworkError(
             f"cannot reach {urlsplit(url).netloc}",
             hint="check the URL and that the server is running",
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise NetworkError(
+            f"the request to {urlsplit(url).netloc} failed: {exc}"
         ) from exc
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import (
     AccessDenied,
+    AuthError,
     DeviceCodeExpired,
     NetworkError,
     NotFound,
@@ -24,7 +25,7 @@ from ..errors import (
 )
 from . import device_flow, oidc
 from .device_flow import DeviceAuthorization, Pending
-from .manager import Authenticator
+from .manager import ENV_TOKEN, Authenticator
 from .tokens import TokenSet
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,14 @@ def status(authn: Authenticator) -> dict[str, Any]:
     env_tokens = authn.env_token()
     tokens = env_tokens if env_tokens is not None else authn.stored_tokens()
     claims = tokens.claims()
+    if env_tokens is not None:
+        # It cannot be refreshed: an unreadable or expired one is as good as none.
+        authn.valid_tokens()
+        if not claims:
+            raise AuthError(
+                f"{ENV_TOKEN} holds no readable JWT",
+                hint=f"supply an access token, or unset {ENV_TOKEN}",
+            )
     now = time.time()
     realm_roles = (claims.get("realm_access") or {}).get("roles", [])
     return {

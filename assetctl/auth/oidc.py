@@ -40,7 +40,13 @@ def discover(session: requests.Session, issuer: str) -> Endpoints:
             f"no realm at {issuer} (discovery answered 404)",
             hint="check the server URL and realm name",
         )
-    if response.status_code >= 400:
+    if 400 <= response.status_code < 500:
+        raise ConfigError(
+            f"{issuer} does not look like a Keycloak realm "
+            f"(discovery answered HTTP {response.status_code})",
+            hint="check the server URL: it should be Keycloak's, not the API's",
+        )
+    if response.status_code >= 500:
         raise NetworkError(
             f"OpenID discovery at {issuer} answered HTTP {response.status_code}"
         )

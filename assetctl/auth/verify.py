@@ -48,6 +48,11 @@ def verify_access_token(
         )
     except jwt.PyJWKClientError as exc:
         raise AuthError(f"cannot fetch the realm's signing keys: {exc}") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise AuthError(
+            f"the access token is not meant for audience '{audience}'",
+            hint="check --audience, or the client's audience mapper in Keycloak",
+        ) from exc
     except jwt.PyJWTError as exc:
         raise AuthError(
             f"the access token does not verify: {exc}", hint="run `assetctl login`"

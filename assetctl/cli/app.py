@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # Click's usage errors: wrong flag, missing arg
+        if (
+            type(exc).__name__ == "NoArgsIsHelpError"
+        ):  # bare `assetctl`, `assetctl asset`
+            print(exc.format_message(), file=sys.stderr)
+            return int(ExitCode.USAGE)
         _error(f"{exc.format_message()}; see `{_command_path(exc)} --help`")
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except BrokenPipeError:

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -18,7 +19,13 @@ from ..errors import AuthError, ConfigError, ExitCode, Interrupted, LoginPending
 from . import login_view
 from .context import AppContext
 
-OutputOption = Annotated[str, typer.Option("--output", "-o", help="'text' or 'json'.")]
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Text or JSON.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -90,7 +97,7 @@ def auth_login(
             "--timeout", help="With --resume: give up after SECONDS (exit 11)."
         ),
     ] = None,
-    output: OutputOption = "text",
+    output: OutputOption = Output.text,
 ) -> None:
     """Sign in with the device flow (or a service account) and store the tokens."""
     app_ctx: AppContext = ctx.obj
@@ -196,16 +203,22 @@ def auth_token(
             f"signature, issuer and expiry verified (audience: {claims.get('aud')})"
         )
     if decode:
-        typer.echo(json.dumps(tokens.claims(), indent=2, sort_keys=True))
+        claims = tokens.claims()
+        if not claims:
+            raise AuthError(
+                f"the access token (from {authn.source()}) is not a readable JWT",
+                hint="check where it came from",
+            )
+        typer.echo(json.dumps(claims, indent=2, sort_keys=True))
         return
     typer.echo(tokens.access_token)
 
 
-def auth_status(ctx: typer.Context, output: OutputOption = "text") -> None:
+def auth_status(ctx: typer.Context, output: OutputOption = Output.text) -> None:
     """Show who is logged in, where the tokens are and when they expire."""
     app_ctx: AppContext = ctx.obj
     info = core.status(app_ctx.authenticator)
-    if output == "json":
+    if output is Output.json:
         typer.echo(json.dumps(info, indent=2, sort_keys=True))
         return
     for label, value in _status_lines(info):
@@ -232,8 +245,13 @@ def _usage(message: str) -> typer.BadParameter:
 
 def _require_terminal(app_ctx: AppContext) -> None:
     if app_ctx.settings.no_input or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        reason = (
+            "--no-input rules out the interactive device login"
+            if app_ctx.settings.no_input
+            else "the device login needs a person at a terminal"
+        )
         raise AuthError(
-            "the device login needs a person at a terminal",
+            reason,
             hint=f"in CI use {ENV_TOKEN}, `assetctl login --client-credentials`, or "
             "`assetctl login --no-wait` then `assetctl login --resume`",
         )
@@ -275,7 +293,7 @@ def _print_pending(authorization: DeviceAuthorization, output: str) -> None:
         "expires_at": expires.isoformat(timespec="seconds"),
         "interval": int(authorization.interval),
     }
-    if output == "json":
+    if output is Output.json:
         typer.echo(json.dumps(info, sort_keys=True))
         return
     typer.echo(

@@ -148,3 +148,40 @@ def test_a_secret_in_an_error_never_reaches_the_terminal(run):
     assert code == 4
     assert "ASSETCTL_TOKEN" in one_error_line(err)
     assert token not in err and token not in out
+
+
+def test_bare_command_shows_help_and_exit_2(run):
+    code, out, err, _ = run()
+    assert code == ExitCode.USAGE
+    assert "Commands:" in err and "assetctl: error" not in err
+    assert out == ""
+
+
+def test_an_unknown_output_format_is_a_usage_error(run):
+    code, _, err, _ = run("status", "--output", "xml")
+    assert code == ExitCode.USAGE
+    assert "xml" in one_error_line(err)
+
+
+def test_decoding_a_token_that_is_no_jwt_fails(run):
+    code, out, err, _ = run(
+        "token", "--decode", env={**SERVER, "ASSETCTL_TOKEN": "garbage"}
+    )
+    assert code == ExitCode.AUTH
+    assert "not a readable JWT" in one_error_line(err)
+    assert out == ""
+
+
+def test_status_with_an_unusable_environment_token_exits_4(run):
+    expired = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJlLXZhbHVl"
+    for token in ("garbage", expired):
+        code, _, err, _ = run("status", env={**SERVER, "ASSETCTL_TOKEN": token})
+        assert code == ExitCode.AUTH, err
+        assert "ASSETCTL_TOKEN" in one_error_line(err)
+
+
+def test_no_input_says_it_is_the_reason(run, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Tty(""))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    _, _, err, _ = run("--no-input", "login", env=SERVER)
+    assert "--no-input" in one_error_line(err)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from assetctl.config import Settings
-from assetctl.errors import ConfigError, NetworkError
+from assetctl.errors import ApiError, ConfigError, NetworkError
 from assetctl.http import check_transport, make_session, send
 
 
@@ -163,3 +163,43 @@ def test_proxies_come_from_the_environment(monkeypatch):
         server.shutdown()
     assert answer.text == "via proxy"
     assert seen == ["http://assets.example.test/datasets"]
+
+
+def test_https_to_a_plain_http_server_says_so():
+    class Plain(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = make_session(Settings(timeout=5))
+        with pytest.raises(NetworkError) as caught:
+            send(session, "GET", f"https://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+    assert "does not speak TLS" in str(caught.value) and "http://" in str(caught.value)
+
+
+def test_a_redirect_loop_is_an_api_error():
+    class Loop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Loop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = make_session(Settings(timeout=5))
+        with pytest.raises(ApiError, match="redirects in a loop"):
+            send(session, "GET", f"http://127.0.0.1:{server.server_address[1]}/x")
+    finally:
+        server.shutdown()
