@@ -328,7 +328,7 @@ def test_an_unknown_profile_is_named_when_settings_are_missing(config_file, tmp_
         {"profile": "wrok"}, env={"ASSETCTL_CONFIG": str(config_file)}, cwd=tmp_path
     )
     with pytest.raises(ConfigError, match="profile 'wrok' is not in the config file"):
-        settings.issuer
+        _ = settings.issuer
 
 
 def test_assetctl_config_naming_a_directory_is_refused(tmp_path):
