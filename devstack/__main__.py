@@ -87,11 +87,21 @@ def stack_up(args: argparse.Namespace) -> int:
         say("the stack is already running")
         print_usage_env(state)
         return 0
+    api_port = port_from_env("ASSETCTL_STACK_API_PORT")
+    if running(state, "keycloak"):
+        # Only the API went down: restarting Keycloak too would reset its keys and
+        # sessions and end every stored login.
+        if port_in_use(api_port):
+            raise StackError(f"port {api_port} is in use; free it or set the API port")
+        say("Keycloak is running; starting the asset API again")
+        start_api(state, f"{state['keycloak']['url']}/realms/{REALM}", api_port)
+        say("the stack is up")
+        print_usage_env(state)
+        return 0
     stop_recorded(state)  # a half-running stack from an interrupted `up`
 
     kc_port = port_from_env("ASSETCTL_STACK_KC_PORT")
     mgmt_port = port_from_env("ASSETCTL_STACK_KC_MGMT_PORT")
-    api_port = port_from_env("ASSETCTL_STACK_API_PORT")
     for name, port in (
         ("ASSETCTL_STACK_KC_PORT", kc_port),
         ("ASSETCTL_STACK_KC_MGMT_PORT", mgmt_port),
@@ -114,22 +124,26 @@ def stack_up(args: argparse.Namespace) -> int:
     }
     write_state(state)
     keycloak.wait_ready()
-
-    api = AssetApiServer(
-        api_port, STATE_DIR / "assets.db", keycloak.issuer, STATE_DIR / "asset-api.log"
-    )
-    api.launch()
-    state["asset_api"] = {"pid": api.pid, "url": api.url, "db": str(api.db_path),
-                          "log": str(api.log_path)}  # fmt: skip
-    write_state(state)
     try:
-        api.wait_ready()
+        start_api(state, keycloak.issuer, api_port)
     except StackError:
         stop_recorded(state)
         raise
     say("the stack is up")
     print_usage_env(state)
     return 0
+
+
+def start_api(state: dict, issuer: str, port: int) -> None:
+    """Start the asset API trusting `issuer`; record it in `state`."""
+    api = AssetApiServer(
+        port, STATE_DIR / "assets.db", issuer, STATE_DIR / "asset-api.log"
+    )
+    api.launch()
+    state["asset_api"] = {"pid": api.pid, "url": api.url, "db": str(api.db_path),
+                          "log": str(api.log_path)}  # fmt: skip
+    write_state(state)
+    api.wait_ready()
 
 
 def stop_recorded(state: dict) -> None:

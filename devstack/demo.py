@@ -39,10 +39,14 @@ def run_demo(stack_env: dict[str, str], auto_approve: bool) -> int:
         env.pop("ASSETCTL_TOKEN", None)
         env["ASSETCTL_REGISTRY"] = str(REPO_ROOT / "asset-types.yaml")
 
-        _step("assetctl login")
+        _step("assetctl login  (sign in as demo / demo-password)")
         if auto_approve or not sys.stdin.isatty():
             _login_auto(env)
         else:
+            _say(
+                "approve in your browser; no browser here? Ctrl-C, then rerun "
+                "with --auto-approve"
+            )
             _cli(["login"], env)
 
         _step("assetctl status")
@@ -84,6 +88,10 @@ def run_demo(stack_env: dict[str, str], auto_approve: bool) -> int:
         _step(f"assetctl asset get --type datasets {asset_id}")
         _cli(["asset", "get", "--type", "datasets", asset_id, "--output", "json"], env)
         _step("done: login, create, list and edit worked end to end")
+        _say(
+            "the stack is still running (`.venv/bin/python -m devstack down` stops "
+            "it); the demo's tokens went with its throwaway keyring"
+        )
     return 0
 
 
@@ -92,6 +100,8 @@ def _login_auto(env: dict[str, str]) -> None:
     import pexpect
 
     command = _assetctl()
+    if not sys.stderr.isatty():
+        env = {**env, "TERM": "dumb"}  # no spinner frames in a log file
     child = pexpect.spawn(
         command[0],
         [*command[1:], "login", "--no-browser"],
@@ -160,6 +170,10 @@ def _state_dir() -> Path:
 
 def _rel(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT))
+
+
+def _say(text: str) -> None:
+    print(f"[demo] {text}", file=sys.stderr, flush=True)
 
 
 def _step(text: str) -> None:

@@ -66,7 +66,8 @@ class Countdown:
     recomputed at every refresh of the spinner."""
 
     def __init__(self) -> None:
-        self._status = stderr.status("") if stderr.is_terminal else None
+        live = stderr.is_terminal and not stderr.is_dumb_terminal
+        self._status = stderr.status("") if live else None
         self._expires_at = 0.0
         self._started = False
 
