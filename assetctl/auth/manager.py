@@ -20,7 +20,14 @@ import platformdirs
 import requests
 
 from ..config import APP_NAME, Settings
-from ..errors import AuthError, ConfigError, NetworkError, NotLoggedIn, SessionEnded
+from ..errors import (
+    AuthError,
+    ConfigError,
+    NetworkError,
+    NotLoggedIn,
+    SessionEnded,
+    StorageError,
+)
 from ..http import check_transport, make_session
 from . import oidc
 from .credentials import Credentials
@@ -236,7 +243,13 @@ class Authenticator:
 
     def lock(self) -> filelock.BaseFileLock:
         folder = Path(platformdirs.user_state_dir(APP_NAME)) / "locks"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the lock folder {folder}: {exc.strerror}",
+                hint="check XDG_STATE_HOME and the folder's permissions",
+            ) from exc
         return filelock.FileLock(
             folder / f"{self.settings.profile}.lock", timeout=LOCK_TIMEOUT
         )

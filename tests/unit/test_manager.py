@@ -444,3 +444,15 @@ def requests_connection_error():
     import requests
 
     return requests.exceptions.ConnectionError("refused")
+
+
+def test_an_unusable_state_folder_is_a_storage_error(
+    discovery, credentials, monkeypatch, tmp_path
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    store(credentials, stored_set(0))  # expired: a refresh needs the lock
+
+    with pytest.raises(StorageError, match="lock folder"):
+        authenticator(credentials).access_token()
