@@ -29,17 +29,19 @@ OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Text or JS
 
 
 def register(app: typer.Typer) -> None:
-    app.command("login")(auth_login)
-    app.command("logout")(auth_logout)
-    app.command("token")(auth_token)
-    app.command("status")(auth_status)
+    """The sign-in commands, at the top and again under `assetctl auth`."""
     auth_app = typer.Typer(
         help="The same sign-in commands, grouped.", no_args_is_help=True
     )
-    auth_app.command("login")(auth_login)
-    auth_app.command("logout")(auth_logout)
-    auth_app.command("token")(auth_token)
-    auth_app.command("status")(auth_status)
+    commands = {
+        "login": auth_login,
+        "logout": auth_logout,
+        "token": auth_token,
+        "status": auth_status,
+    }
+    for target in (app, auth_app):
+        for name, command in commands.items():
+            target.command(name)(command)
     app.add_typer(auth_app, name="auth")
 
 
