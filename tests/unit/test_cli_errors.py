@@ -185,3 +185,15 @@ def test_no_input_says_it_is_the_reason(run, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     _, _, err, _ = run("--no-input", "login", env=SERVER)
     assert "--no-input" in one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--version",), ("--help",), ("asset", "types"), ("login", "--help")],
+)
+def test_commands_that_need_no_token_never_touch_the_keyring(
+    run, keyring_requests, argv
+):
+    code, _, err, _ = run(*argv, env=SERVER)
+    assert code == 0, err
+    assert keyring_requests == []
