@@ -269,3 +269,31 @@ def test_types_command(env, capsys):
     out = capsys.readouterr()
     assert out.out.split() == ["things", "patched"]
     assert "asset-types.yaml" in out.err
+
+
+@pytest.mark.parametrize("bad", ["", ".", ".."])
+def test_ids_that_would_reach_another_path_are_refused_before_sending(env, capsys, bad):
+    (env / "b.json").write_text('{"name": "b"}')
+    (env / "with-id.json").write_text(json.dumps({"id": bad, "name": "x"}))
+    (env / "bulk.jsonl").write_text(
+        '{"id": "t00000", "name": "ok"}\n' + json.dumps({"id": bad, "name": "x"}) + "\n"
+    )
+    commands = [
+        ["asset", "get", "-t", "things", bad],
+        ["asset", "delete", "-t", "things", "t00000", bad, "--yes"],
+        ["asset", "edit", "-t", "things", "t00000", bad, "--set", "a=1"],
+        ["asset", "edit", "-t", "things", bad, "b.json"],
+        ["asset", "edit", "-t", "things", "bulk.jsonl"],
+        ["asset", "create", "-t", "things", "with-id.json"],
+        ["asset", "apply", "-t", "things", "with-id.json"],
+    ]
+    with AssetServer() as server:
+        server.seed(1)
+        for command in commands:
+            if bad in (".", "..") and command[4:] == [bad, "b.json"]:
+                continue  # an existing directory first: a bulk edit of its files
+            assert run(server, *command) == 3, command
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            assert f"{bad!r} cannot be an asset id" in err
+        assert server.requests == []

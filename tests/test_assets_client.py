@@ -185,3 +185,27 @@ def test_default_params_and_headers_on_every_request():
         client.get("t00000")
         list(client.list())
     assert all("tenant=a" in r.url and r.headers["X-Team"] == "data" for r in seen)
+
+
+@pytest.mark.parametrize("style", ["body", "location"])
+@pytest.mark.parametrize("bad", [".", ".."])
+def test_an_unusable_id_from_the_server_is_refused(style, bad):
+    type_name = "page" if style == "body" else "location"
+    with AssetServer(Style(id_from=style)) as server:
+        with pytest.raises(ApiError, match="cannot be used as an id in a URL path"):
+            client_for(server, type_name).create({"id": bad, "name": "x"}, key="k")
+
+
+@pytest.mark.parametrize("location", ["/things", "/things/", "/things/%2E%2E"])
+def test_a_location_naming_no_usable_asset_is_refused(location):
+    with AssetServer(Style(id_from="location", location=location)) as server:
+        with pytest.raises(ApiError, match="cannot be used as an id"):
+            client_for(server, "location").create({"name": "x"}, key="k")
+
+
+@pytest.mark.parametrize("bad", ["", ".", ".."])
+def test_quote_id_refuses_ids_that_leave_the_item_path(bad):
+    from assetctl.errors import InputError
+
+    with pytest.raises(InputError):
+        quote_id(bad)

@@ -24,13 +24,16 @@ from assetctl.assets.retry import (
     network_error,
     send_with_retry,
 )
-from assetctl.errors import ApiError, NotFound
+from assetctl.errors import ApiError, InputError, NotFound
 from assetctl.registry import AssetType
 
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Ids that stay one segment when quoted but that URL resolution turns into another path
+# (`/things/..` is `/`, `/things/` is the collection): never sent.
+UNUSABLE_IDS = frozenset({"", ".", ".."})
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,24 @@ class PlannedRequest:
     body: Any = None
 
 
+def check_id(asset_id: object, where: str) -> str:
+    """The id as text, or an `InputError` for one that would reach another path."""
+    text = str(asset_id)
+    if text in UNUSABLE_IDS:
+        raise InputError(
+            f"{where}: {text!r} cannot be an asset id "
+            "(empty, '.' and '..' would reach another path)",
+            hint="name the asset by its real id",
+        )
+    return text
+
+
 def quote_id(asset_id: object) -> str:
-    """An id as exactly one path segment: `a/../b` becomes `a%2F..%2Fb`."""
-    return quote(str(asset_id), safe="")
+    """An id as exactly one path segment: `a/../b` becomes `a%2F..%2Fb`.
+
+    Ids that no quoting keeps on the item path are refused (`check_id`).
+    """
+    return quote(check_id(asset_id, "id"), safe="")
 
 
 class AssetClient:
@@ -220,13 +238,25 @@ class AssetClient:
     def _created_id(self, response: requests.Response) -> str:
         if self.type.id_from == "location":
             location = response.headers.get("Location", "")
-            segment = urlsplit(location).path.rstrip("/").rpartition("/")[2]
-            if segment:
-                return unquote(segment)
-            raise ApiError("the API created the asset but sent no Location header")
-        found = _json(response).get(self.type.id_field)
-        if found is None:
-            raise ApiError(f"the API's create answer has no {self.type.id_field!r}")
+            if not location:
+                raise ApiError("the API created the asset but sent no Location header")
+            path = urlsplit(location).path.rstrip("/")
+            collection = urlsplit(self.collection_url()).path.rstrip("/")
+            # The collection's own path names no asset (it would pass for one named
+            # like the collection): treat it as an empty id.
+            found: object = (
+                "" if path == collection else unquote(path.rpartition("/")[2])
+            )
+        else:
+            found = _json(response).get(self.type.id_field)
+            if found is None:
+                raise ApiError(f"the API's create answer has no {self.type.id_field!r}")
+        if str(found) in UNUSABLE_IDS:
+            raise ApiError(
+                f"the API created an asset but named it {str(found)!r}, "
+                "which cannot be used as an id in a URL path",
+                hint="ask the API's owners; look the asset up with `asset list`",
+            )
         return str(found)
 
     def _asset(self, response: requests.Response, asset_id: str) -> Asset:

@@ -19,6 +19,7 @@ from typing import IO, Any
 import jsonschema
 import yaml
 
+from assetctl.assets.client import check_id
 from assetctl.errors import InputError
 
 JSON_LINES = (".jsonl", ".ndjson")
@@ -59,6 +60,8 @@ def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[So
         if arg == "-":
             paths.append(Source("-", _spool_stdin(stdin or sys.stdin)))
             continue
+        if not arg:
+            raise InputError("an input file name is empty", hint="name a file")
         path = Path(arg)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in KNOWN_SUFFIXES)
@@ -84,9 +87,13 @@ def check_items(
     items: Iterable[InputItem],
     schema: Mapping[str, Any] | None,
     *,
+    id_field: str | None = None,
     need_id: str | None = None,
 ) -> int:
-    """Validate every item before anything is sent; return how many there are."""
+    """Validate every item before anything is sent; return how many there are.
+
+    Ids in `id_field` (or the required `need_id`) must be usable in a URL path.
+    """
     validator = _validator(schema)
     count = 0
     for item in items:
@@ -97,6 +104,9 @@ def check_items(
             raise InputError(
                 f"{item.source}: no {need_id!r} field to say which asset to edit"
             )
+        field = need_id or id_field
+        if field and item.body.get(field) is not None:
+            check_id(item.body[field], f"{item.source}: {field}")
     return count
 
 

@@ -16,7 +16,7 @@ import typer
 
 from assetctl.assets import actions, inputs
 from assetctl.assets.batch import BatchOptions, Summary, run_batch
-from assetctl.assets.client import AssetClient
+from assetctl.assets.client import AssetClient, check_id
 from assetctl.assets.inputs import InputItem
 from assetctl.assets.journal import Journal, NoJournal, batch_key
 from assetctl.cli import output
@@ -82,6 +82,7 @@ def asset_get(
     output_format: OutputOpt = None,
 ) -> None:
     """Show one asset."""
+    check_id(asset_id, "ID")
     client = _client(ctx, type_name)
     asset = client.get(asset_id)
     fmt = output.resolve_format(output_format, ctx.obj.output)
@@ -122,7 +123,11 @@ def asset_create(
     """Create assets from JSON or YAML files; prints the new ids."""
     batch = _Batch(ctx, type_name, "create", jobs, dry_run, output_format)
     sources = inputs.expand_sources(files)
-    total = inputs.check_items(inputs.read_items(sources), batch.client.type.schema)
+    total = inputs.check_items(
+        inputs.read_items(sources),
+        batch.client.type.schema,
+        id_field=batch.client.type.id_field,
+    )
     batch.run(
         inputs.read_items(sources),
         actions.create_action(dry_run),
@@ -159,11 +164,14 @@ def asset_edit(
     asset_id: str | None = None
     if sets:
         patch = inputs.parse_sets(sets)
+        _check_ids(args)
         items = lambda: _id_items(args, id_field)  # noqa: E731
         action = actions.edit_action(sets=patch, dry_run=dry_run)
         key: dict[str, Any] = {"ids": args, "set": patch}
     else:
         asset_id, files = _split_edit_args(args)
+        if asset_id is not None:
+            check_id(asset_id, "ID")
         sources = inputs.expand_sources(files)
         items = lambda: inputs.read_items(sources)  # noqa: E731
         action = actions.edit_action(asset_id=asset_id, dry_run=dry_run)
@@ -190,7 +198,11 @@ def asset_apply(
     """Create what is missing, update what differs, keep the rest."""
     batch = _Batch(ctx, type_name, "apply", jobs, dry_run, output_format)
     sources = inputs.expand_sources(files)
-    total = inputs.check_items(inputs.read_items(sources), batch.client.type.schema)
+    total = inputs.check_items(
+        inputs.read_items(sources),
+        batch.client.type.schema,
+        id_field=batch.client.type.id_field,
+    )
     batch.run(
         inputs.read_items(sources),
         actions.apply_action(dry_run),
@@ -213,6 +225,7 @@ def asset_delete(
     output_format: OutputOpt = None,
 ) -> None:
     """Delete assets (asks on a terminal; --yes otherwise)."""
+    _check_ids(ids)
     if not (yes or dry_run):
         _confirm_delete(ctx, type_name, ids)
     batch = _Batch(ctx, type_name, "delete", jobs, dry_run, output_format)
@@ -295,9 +308,15 @@ def _client(ctx: typer.Context, type_name: str, jobs: int = 1) -> AssetClient:
 
 def _split_edit_args(args: list[str]) -> tuple[str | None, list[str]]:
     """`ID FILE` when the first of two arguments is not a path; else all are files."""
-    if len(args) == 2 and args[0] != "-" and not Path(args[0]).exists():
-        return args[0], [args[1]]
+    first = args[0] if len(args) == 2 else "-"
+    if first != "-" and (not first or not Path(first).exists()):
+        return first, [args[1]]
     return None, args
+
+
+def _check_ids(ids: Iterable[str]) -> None:
+    for asset_id in ids:
+        check_id(asset_id, "ID")
 
 
 def _id_items(ids: Iterable[str], id_field: str) -> Iterator[InputItem]:
