@@ -297,3 +297,39 @@ def test_ids_that_would_reach_another_path_are_refused_before_sending(env, capsy
             assert err.count("\n") == 1, err
             assert f"{bad!r} cannot be an asset id" in err
         assert server.requests == []
+
+
+@pytest.mark.parametrize("answer", ["html", "cut-json", "empty-200", "json-list"])
+def test_a_get_answer_that_is_not_a_json_object_is_an_api_error(env, capsys, answer):
+    with AssetServer() as server:
+        server.seed(1)
+        server.fault = lambda method, path: answer if method == "GET" else None
+        assert run(server, "asset", "get", "-t", "things", "t00000", "-o", "json") == 7
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "GET /things/t00000: HTTP 200 answer is not" in out.err
+    assert "Content-Type: " in out.err and out.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("answer", ["html", "cut-json", "empty-200"])
+def test_an_edit_never_sends_a_body_built_from_an_unreadable_answer(
+    env, capsys, answer
+):
+    with AssetServer() as server:
+        server.seed(1, size=1, colour="red")
+        server.fault = lambda method, path: answer if method == "GET" else None
+        code = run(server, "asset", "edit", "-t", "things", "t00000", "--set", "size=3")
+        writes = [r for r in server.requests if r[0] != "GET"]
+        stored = server.assets["t00000"]
+    assert code == 7 and writes == []
+    assert stored["colour"] == "red" and stored["size"] == 1
+    assert "HTTP 200 answer is not JSON" in capsys.readouterr().err
+
+
+def test_a_list_page_that_is_not_json_names_status_and_type(env, capsys):
+    with AssetServer() as server:
+        server.seed(3)
+        server.fault = lambda method, path: "html"
+        assert run(server, "asset", "list", "-t", "things", "-o", "jsonl") == 7
+    err = capsys.readouterr().err
+    assert "HTTP 200 answer is not JSON (Content-Type: text/html)" in err

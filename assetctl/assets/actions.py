@@ -13,7 +13,7 @@ from typing import Any
 
 from assetctl.assets.client import AssetClient, PlannedRequest
 from assetctl.assets.inputs import InputItem
-from assetctl.errors import Conflict
+from assetctl.errors import ApiError, Conflict
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def edit_action(
     def edit(client: AssetClient, item: InputItem, key: str) -> Outcome:
         target = asset_id if asset_id is not None else item_id(client, item)
         current = client.get(target)
-        body = _edit_body(client, current.body or {}, item.body, sets)
+        if current.body is None:  # never build a new body from an unreadable answer
+            raise ApiError(f"GET {target}: the answer holds no asset to edit")
+        body = _edit_body(client, current.body, item.body, sets)
         if dry_run:
             return _planned(
                 item, client.plan_edit(target, body, current.etag), "updated", target

@@ -134,15 +134,15 @@ class AssetClient:
         response = self._send(plan, on_lost=lookup)
         if response.request.method == "GET":
             log.info("create of %s had reached the API before; not resending", known_id)
-            return self._asset(response, str(known_id))
+            return self._asset(response, str(known_id), need_body=False)
         self._raise_for(response, plan)
-        return self._asset(response, self._created_id(response))
+        return self._asset(response, self._created_id(response, plan), need_body=False)
 
     def get(self, asset_id: object) -> Asset:
         plan = PlannedRequest("GET", self._with_params(self.item_url(asset_id)), {})
         response = self._send(plan)
         self._raise_for(response, plan)
-        return self._asset(response, str(asset_id))
+        return self._asset(response, str(asset_id), plan=plan)
 
     def find(self, asset_id: object) -> Asset | None:
         try:
@@ -156,7 +156,7 @@ class AssetClient:
         plan = self.plan_edit(asset_id, body, etag)
         response = self._send(plan)
         self._raise_for(response, plan)
-        return self._asset(response, str(asset_id))
+        return self._asset(response, str(asset_id), need_body=False)
 
     def delete(self, asset_id: object, *, etag: str | None = None) -> None:
         plan = self.plan_delete(asset_id, etag)
@@ -232,10 +232,9 @@ class AssetClient:
     def _raise_for(self, response: requests.Response, plan: PlannedRequest) -> None:
         if response.status_code < 400:
             return
-        path = urlsplit(plan.url).path
-        raise problems.error_for(response, f"{plan.method} {path}")
+        raise problems.error_for(response, _what(plan))
 
-    def _created_id(self, response: requests.Response) -> str:
+    def _created_id(self, response: requests.Response, plan: PlannedRequest) -> str:
         if self.type.id_from == "location":
             location = response.headers.get("Location", "")
             if not location:
@@ -248,7 +247,7 @@ class AssetClient:
                 "" if path == collection else unquote(path.rpartition("/")[2])
             )
         else:
-            found = _json(response).get(self.type.id_field)
+            found = _json(response, _what(plan)).get(self.type.id_field)
             if found is None:
                 raise ApiError(f"the API's create answer has no {self.type.id_field!r}")
         if str(found) in UNUSABLE_IDS:
@@ -259,17 +258,46 @@ class AssetClient:
             )
         return str(found)
 
-    def _asset(self, response: requests.Response, asset_id: str) -> Asset:
-        body = _json(response) or None
+    def _asset(
+        self,
+        response: requests.Response,
+        asset_id: str,
+        *,
+        plan: PlannedRequest | None = None,
+        need_body: bool = True,
+    ) -> Asset:
+        """An answer as an `Asset`; where the body is needed it must be a JSON object.
+
+        Write answers need no body (the write is done either way): an unreadable one
+        is kept as None, never as `{}`, so no one builds a new body from it.
+        """
+        if need_body:
+            what = _what(plan) if plan else f"GET {urlsplit(response.url).path}"
+            body: dict[str, Any] | None = _json(response, what)
+        else:
+            body = _json_or_none(response)
         etag = response.headers.get("ETag")
         return Asset(id=asset_id, body=body, etag=etag, status=response.status_code)
 
 
-def _json(response: requests.Response) -> dict[str, Any]:
-    if not response.content:
-        return {}
+def _what(plan: PlannedRequest) -> str:
+    return f"{plan.method} {urlsplit(plan.url).path}"
+
+
+def _json(response: requests.Response, what: str) -> dict[str, Any]:
+    """The JSON object answered; anything else (HTML, cut JSON, empty) is an error."""
     try:
         body = response.json()
+    except ValueError as exc:
+        raise problems.not_json(response, what, "JSON") from exc
+    if not isinstance(body, dict):
+        raise problems.not_json(response, what, "a JSON object")
+    return body
+
+
+def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json() if response.content else None
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        return None
+    return body if isinstance(body, dict) and body else None

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from assetctl.assets import problems
 from assetctl.errors import ApiError
 from assetctl.registry import Paging
 
@@ -83,7 +84,7 @@ def read_page(response: requests.Response, paging: Paging) -> tuple[Any, list[di
     try:
         body = response.json()
     except ValueError as exc:
-        raise ApiError(f"list answer from {response.url} is not JSON") from exc
+        raise problems.not_json(response, f"list {response.url}", "JSON") from exc
     items = dig(body, paging.items) if paging.items else body
     if not isinstance(items, list):
         where = f"at {paging.items!r}" if paging.items else "as the body"

@@ -46,6 +46,17 @@ def error_for(response: requests.Response, what: str) -> ApiError | AuthError:
     return ApiError(message, status=status)
 
 
+def not_json(response: requests.Response, what: str, expected: str) -> ApiError:
+    """The error for a success answer whose body is not the JSON a caller needs."""
+    content_type = response.headers.get("Content-Type") or "none"
+    return ApiError(
+        f"{what}: HTTP {response.status_code} answer is not {expected} "
+        f"(Content-Type: {content_type})",
+        status=response.status_code,
+        hint="check the API URL: a login page, proxy or broken server may be answering",
+    )
+
+
 def _body_message(response: requests.Response) -> str:
     content_type = response.headers.get("Content-Type", "")
     if "json" in content_type:

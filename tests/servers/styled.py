@@ -21,6 +21,14 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 PAGING = ("none", "page", "offset", "next", "cursor", "link-header")
 FAULTS = ("drop-before", "drop-after", "429", "429-date", "503", "502", "hang")
+# Answers that are not what a JSON API promises, for one request each.
+BROKEN_ANSWERS = {
+    "html": (200, "text/html", b"<html><body>Sign in to continue</body></html>"),
+    "cut-json": (200, "application/json", b'{"id": "t00000", "na'),
+    "empty-200": (200, "application/json", b""),
+    "json-list": (200, "application/json", b"[1, 2]"),
+    "redirect-loop": (302, "text/plain", b""),
+}
 
 
 @dataclass
@@ -155,6 +163,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fault_before(self, fault: str) -> bool:
         self.api.faults_done.append(fault)
+        if fault in BROKEN_ANSWERS:
+            status, kind, payload = BROKEN_ANSWERS[fault]
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            if status == 302:
+                self.send_header("Location", self.path)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return True
         if fault in ("429", "429-date", "503", "502"):
             status = 429 if fault.startswith("429") else int(fault)
             when = (
