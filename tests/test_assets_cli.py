@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from assetctl.cli.app import main
 from tests.servers.styled import AssetServer, Style
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REGISTRY = """\
 types:
@@ -333,3 +340,64 @@ def test_a_list_page_that_is_not_json_names_status_and_type(env, capsys):
         assert run(server, "asset", "list", "-t", "things", "-o", "jsonl") == 7
     err = capsys.readouterr().err
     assert "HTTP 200 answer is not JSON (Content-Type: text/html)" in err
+
+
+def start(server, *args):
+    """The CLI in its own process, stdout a real pipe (for `| head -1`)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "assetctl", "--api-url", server.url, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def read_one_line_and_leave(child):
+    first = child.stdout.readline(100)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    return first, err, child.wait(timeout=60)
+
+
+def test_a_batch_whose_reader_leaves_stops_journaled_and_a_rerun_finishes(env):
+    rows = [{"id": f"r{n:03d}", "name": "n"} for n in range(300)]
+    (env / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    slow_writes = lambda m, p: time.sleep(0.005) if m == "POST" else None  # noqa: E731
+    command = ["asset", "create", "-t", "things", "in.jsonl"]
+    with AssetServer(fault=slow_writes) as server:
+        first, err, code = read_one_line_and_leave(start(server, *command))
+        created = set(server.assets)
+        journal = next((env / "state" / "assetctl" / "journals").glob("*.jsonl"))
+        journaled = {
+            json.loads(line)["id"] for line in journal.read_text().splitlines()[1:]
+        }
+        rerun = start(server, *command)
+        out, rerun_err = rerun.communicate(timeout=60)
+        finished = dict(server.assets)
+    assert code == 1 and first.decode().strip() in created
+    assert 0 < len(created) < 300 and journaled == created
+    assert err.splitlines()[-1] == (
+        "assetctl: error: stdout was closed (its reader went away), so the batch "
+        "stopped; what finished is journaled: run the same command again to finish it"
+    )
+    assert rerun.returncode == 0, rerun_err
+    assert set(finished) == {r["id"] for r in rows}
+    assert f"{len(created)} done in an earlier run" in rerun_err.decode()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["asset", "list", "-t", "things", "-o", "jsonl"],
+        ["asset", "list", "-t", "things", "-o", "json"],
+        ["asset", "list", "-t", "things", "-o", "table"],
+        ["asset", "get", "-t", "things", "t00000", "-o", "yaml"],
+        ["api", "GET", "/things?size=2000"],
+    ],
+)
+def test_readers_whose_reader_leaves_exit_0_quietly(env, command):
+    with AssetServer() as server:
+        server.seed(2000, blurb="x" * 200)
+        server.assets["t00000"]["blurb"] = "x" * 500_000
+        first, err, code = read_one_line_and_leave(start(server, *command))
+    assert first and code == 0 and err == ""

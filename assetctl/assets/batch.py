@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 FATAL = (AuthError, Forbidden)
 
 
+class OutputClosed(AssetctlError):
+    """stdout's reader went away (`| head -1`): the batch stops, journaled, resumable.
+
+    A `report` callback raises it; items in flight still finish and are journaled.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "stdout was closed (its reader went away), so the batch stopped",
+            hint="what finished is journaled: run the same command again to finish it",
+        )
+
+
 @dataclass
 class Summary:
     """Counts per action, and the exit code they add up to."""
@@ -156,9 +169,17 @@ class _Runner:
         if outcome.action != "planned":
             self.journal.record(item.digest, outcome.action, outcome.id)
         self.summary.add(outcome)
-        self.report(outcome)
+        self._report(outcome)
         failed = outcome.action == "failed"
         if self.summary.fatal is not None or (failed and self.options.fail_fast):
+            self.stopping = True
+
+    def _report(self, outcome: Outcome) -> None:
+        try:
+            self.report(outcome)
+        except OutputClosed as closed:
+            if self.summary.fatal is None:
+                self.summary.fatal = closed
             self.stopping = True
 
     def _skip_if_done(self, item: InputItem) -> bool:
@@ -167,5 +188,5 @@ class _Runner:
             return False
         outcome = Outcome(item.source, "skipped", entry.id, error=None)
         self.summary.add(outcome)
-        self.report(outcome)
+        self._report(outcome)
         return True

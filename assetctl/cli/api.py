@@ -15,6 +15,7 @@ import typer
 
 from assetctl.assets import problems
 from assetctl.assets.client import AssetClient
+from assetctl.cli import output
 from assetctl.errors import InputError
 from assetctl.registry import AssetType
 
@@ -62,8 +63,9 @@ def api_request(
         typer.echo(f"HTTP {response.status_code} {response.reason}", err=True)
         for name, value in response.headers.items():
             typer.echo(f"{name}: {value}", err=True)
-    sys.stdout.buffer.write(response.content)
-    sys.stdout.flush()
+    with output.reader_may_leave():
+        sys.stdout.buffer.write(response.content)
+        sys.stdout.flush()
     if response.status_code >= 400:
         raise problems.error_for(response, f"{verb} {urlsplit(url).path}")
 

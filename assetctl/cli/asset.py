@@ -69,7 +69,8 @@ def asset_types(ctx: typer.Context, output_format: OutputOpt = None) -> None:
         }
         for t in registry.types.values()
     ]
-    output.print_assets(rows, fmt, "type")
+    with output.reader_may_leave():
+        output.print_assets(rows, fmt, "type")
     searched = ", ".join(f"{origin}: {path}" for origin, path in candidate_paths())
     typer.echo(f"registry: {registry.source} (searched {searched})", err=True)
 
@@ -86,7 +87,8 @@ def asset_get(
     client = _client(ctx, type_name)
     asset = client.get(asset_id)
     fmt = output.resolve_format(output_format, ctx.obj.output)
-    output.print_asset(asset.body or {}, fmt, client.type.id_field)
+    with output.reader_may_leave():
+        output.print_asset(asset.body or {}, fmt, client.type.id_field)
 
 
 @asset_app.command("list")
@@ -106,7 +108,8 @@ def asset_list(
     client = _client(ctx, type_name)
     query = dict(_pair(f, "--filter") for f in filters or [])
     fmt = output.resolve_format(output_format, ctx.obj.output)
-    output.print_assets(client.list(query, limit), fmt, client.type.id_field)
+    with output.reader_may_leave():
+        output.print_assets(client.list(query, limit), fmt, client.type.id_field)
 
 
 @asset_app.command("create")

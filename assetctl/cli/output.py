@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import islice
 from typing import IO, Any
 
@@ -18,6 +19,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from assetctl.assets.batch import OutputClosed
 from assetctl.errors import InputError
 
 FORMATS = ("table", "json", "jsonl", "yaml", "ids")
@@ -43,8 +45,36 @@ def resolve_format(
     return chosen
 
 
+@contextmanager
+def reader_may_leave(out: IO[str] | None = None) -> Iterator[None]:
+    """`assetctl asset list | head -1`: a reader that stops early is not an error."""
+    try:
+        yield
+    except BrokenPipeError:
+        silence(out or sys.stdout)
+
+
+def silence(stream: IO[str]) -> None:
+    """After a broken pipe, send the stream's descriptor to /dev/null: what is still
+    buffered is then flushed there at exit instead of failing a second time."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests); nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits with 1 here (rich 14); whether a reader that left is an error is
+        # for the command to say (`reader_may_leave`, `OutcomeReporter`).
+        raise BrokenPipeError
+
+
 def console(stream: IO[str] | None = None, *, stderr: bool = False) -> Console:
-    return Console(
+    return _Console(
         file=stream,
         stderr=stderr,
         no_color="NO_COLOR" in os.environ,
@@ -194,6 +224,7 @@ class OutcomeReporter:
     ) -> None:
         self.fmt = fmt
         self.out = out or sys.stdout
+        self.closed = False
         self.errors = console(stderr=True)
         self.progress = (
             _progress(self.errors, total) if self.errors.is_terminal else None
@@ -215,8 +246,19 @@ class OutcomeReporter:
             self.errors.print(
                 f"assetctl: {outcome.source}: {outcome.error}", markup=False
             )
-        self.out.write(self._line(outcome))
-        self.out.flush()
+        self._write(self._line(outcome))
+
+    def _write(self, text: str) -> None:
+        """Results to stdout until its reader goes away; then `OutputClosed`, once."""
+        if self.closed or not text:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            silence(self.out)
+            raise OutputClosed() from None
 
     def summary(self, counts: Mapping[str, int]) -> None:
         parts = [
