@@ -30,6 +30,13 @@ types:
     edit: merge-patch
     id_from: location
     list: {paging: link-header, size_param: limit, page_size: 5}
+  checked:
+    collection: /things
+    edit: merge-patch
+    schema:
+      type: object
+      required: [name]
+      properties: {name: {type: string}}
 """
 
 
@@ -274,7 +281,7 @@ def test_types_command(env, capsys):
     with AssetServer() as server:
         assert run(server, "asset", "types", "-o", "ids") == 0
     out = capsys.readouterr()
-    assert out.out.split() == ["things", "patched"]
+    assert out.out.split() == ["things", "patched", "checked"]
     assert "asset-types.yaml" in out.err
 
 
@@ -401,3 +408,43 @@ def test_readers_whose_reader_leaves_exit_0_quietly(env, command):
         server.assets["t00000"]["blurb"] = "x" * 500_000
         first, err, code = read_one_line_and_leave(start(server, *command))
     assert first and code == 0 and err == ""
+
+
+@pytest.mark.parametrize(
+    ("type_name", "style", "sets", "reason"),
+    [
+        ("things", Style(), ["name=7"], "name: 7 is not of type 'string'"),
+        ("things", Style(), ["name=null"], "'name' is a required property"),
+        ("checked", Style(edit="merge-patch"), ["name=7"], "name: 7 is not of type"),
+        ("checked", Style(edit="merge-patch"), ["name=null"], "'name' is a required"),
+    ],
+)
+def test_set_edits_are_checked_against_the_schema_before_sending(
+    env, capsys, type_name, style, sets, reason
+):
+    with AssetServer(style) as server:
+        server.seed(1)
+        args = ["asset", "edit", "-t", type_name, "t00000"]
+        code = run(server, *args, *(f"--set={s}" for s in sets))
+        writes = [r for r in server.requests if r[0] != "GET"]
+        stored = server.assets["t00000"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3 and writes == [] and stored["name"] == "t00000"
+    assert "t00000: the edited asset would not match the schema: " in err
+    assert reason in err and "nothing was sent" in err
+
+
+def test_a_merge_patch_file_is_checked_as_the_asset_it_would_make(env, capsys):
+    (env / "patch.json").write_text('{"name": null, "tag": "x"}')
+    with AssetServer(Style(edit="merge-patch")) as server:
+        server.seed(1)
+        assert (
+            run(server, "asset", "edit", "-t", "checked", "t00000", "patch.json") == 3
+        )
+        assert [r for r in server.requests if r[0] != "GET"] == []
+        (env / "patch.json").write_text('{"tag": "x"}')
+        assert (
+            run(server, "asset", "edit", "-t", "checked", "t00000", "patch.json") == 0
+        )
+        assert server.assets["t00000"]["tag"] == "x"
+    assert "'name' is a required property" in " ".join(capsys.readouterr().err.split())

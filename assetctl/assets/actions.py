@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from assetctl.assets.client import AssetClient, PlannedRequest
-from assetctl.assets.inputs import InputItem
-from assetctl.errors import ApiError, Conflict
+from assetctl.assets.inputs import InputItem, best_error, make_validator
+from assetctl.errors import ApiError, Conflict, InputError
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,11 @@ def edit_action(
     """Edit the asset named by `asset_id` or by the item's own id field.
 
     The current asset is read first: its ETag goes into `If-Match`, and `--set` values
-    are merged into it (PUT) or sent as the patch (merge-patch).
+    are merged into it (PUT) or sent as the patch (merge-patch). What the asset would
+    become is checked against the type's schema before it is sent, unless the input
+    already was (a whole PUT body from a file is checked before the batch starts).
     """
+    validators: dict[int, Any] = {}
 
     def edit(client: AssetClient, item: InputItem, key: str) -> Outcome:
         target = asset_id if asset_id is not None else item_id(client, item)
@@ -64,6 +67,11 @@ def edit_action(
         if current.body is None:  # never build a new body from an unreadable answer
             raise ApiError(f"GET {target}: the answer holds no asset to edit")
         body = _edit_body(client, current.body, item.body, sets)
+        schema = client.type.schema
+        if schema is not None and (sets or client.type.edit == "merge-patch"):
+            if id(schema) not in validators:  # one per schema, not per item
+                validators[id(schema)] = make_validator(schema)
+            _check_result(client, current.body, body, validators[id(schema)])
         if dry_run:
             return _planned(
                 item, client.plan_edit(target, body, current.etag), "updated", target
@@ -141,6 +149,22 @@ def _edit_body(
     if client.type.edit == "merge-patch":
         return sets
     return merge_patch(current, sets)
+
+
+def _check_result(
+    client: AssetClient,
+    current: Mapping[str, Any],
+    body: Mapping[str, Any],
+    validator: Any,
+) -> None:
+    """The asset as the edit would leave it must match the schema (exit 3 if not)."""
+    result = merge_patch(current, body) if client.type.edit == "merge-patch" else body
+    error = best_error(result, validator)
+    if error is not None:
+        raise InputError(
+            f"the edited asset would not match the schema: {error}",
+            hint="nothing was sent; fix the --set values or the input",
+        )
 
 
 def _send_edit(

@@ -111,12 +111,18 @@ def check_items(
 
 
 def check_schema(item: InputItem, validator: Any) -> None:
-    error = jsonschema.exceptions.best_match(validator.iter_errors(item.body))
+    error = best_error(item.body, validator)
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise InputError(
-            f"{item.source}: {where}: {error.message}", hint="fix the input"
-        )
+        raise InputError(f"{item.source}: {error}", hint="fix the input")
+
+
+def best_error(body: Any, validator: Any) -> str | None:
+    """`field: reason` for the most telling schema violation, or None."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+    return f"{where}: {error.message}"
 
 
 def make_validator(schema: Mapping[str, Any] | None) -> Any:
