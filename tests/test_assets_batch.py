@@ -202,3 +202,71 @@ def test_ctrl_c_journals_what_finished_and_raises_interrupted(tmp_path):
     lines = (tmp_path / "ctrlc.jsonl").read_text().splitlines()
     done = [json.loads(x) for x in lines[1:]]
     assert len(done) == calls and 0 < calls <= 30
+
+
+def closed_port_url():
+    server = AssetServer()
+    server.httpd.server_close()
+    return server.url
+
+
+def test_an_unreachable_api_stops_the_batch_after_five_in_a_row(tmp_path):
+    class Gone:
+        url = closed_port_url()
+
+    policy = RetryPolicy(attempts=3, base=0.01, cap=0.01, budget=5)
+    with Journal("down", tmp_path) as journal:
+        summary, outcomes = run(
+            Gone,
+            items(40),
+            actions.create_action(),
+            journal=journal,
+            jobs=2,
+            policy=policy,
+        )
+    failed = [o for o in outcomes if o.action == "failed"]
+    unattempted = [o for o in outcomes if o.reason == actions.NOT_ATTEMPTED]
+    assert summary.exit_code() == ExitCode.NETWORK == 9
+    assert "could not be reached for 5 items in a row" in str(summary.fatal)
+    assert 5 <= len(failed) <= 5 + 2 * 2 and len(failed) + len(unattempted) == 40
+    assert {o.action for o in unattempted} == {"skipped"}
+    assert summary.counts[actions.NOT_ATTEMPTED] == len(unattempted)
+    journaled = (tmp_path / "down.jsonl").read_text().splitlines()[1:]
+    assert [json.loads(x)["action"] for x in journaled] == ["failed"] * len(failed)
+
+
+def test_a_success_between_failures_keeps_the_batch_going():
+    flaky = iter(["drop-before"] * 4 + [None] + ["drop-before"] * 4 + [None] * 100)
+    policy = RetryPolicy(attempts=1)
+    with AssetServer(fault=lambda m, p: next(flaky, None)) as server:
+        summary, outcomes = run(
+            server, items(20), actions.create_action(), jobs=1, policy=policy
+        )
+    assert summary.fatal is None and summary.counts["failed"] == 8
+    assert summary.counts["created"] == 12
+
+
+@pytest.mark.parametrize(("status", "code"), [("401", 4), ("403", 5)])
+def test_a_batch_stopped_by_auth_reports_the_rest_as_not_attempted(status, code):
+    with AssetServer(fault=lambda m, p: status) as server:
+        summary, outcomes = run(server, items(30), actions.create_action(), jobs=2)
+    failed = [o for o in outcomes if o.action == "failed"]
+    unattempted = [o for o in outcomes if o.reason == actions.NOT_ATTEMPTED]
+    assert summary.exit_code() == code
+    assert 1 <= len(failed) <= 4 and len(failed) + len(unattempted) == 30
+    assert summary.counts[actions.NOT_ATTEMPTED] == len(unattempted)
+
+
+def test_fail_fast_reports_the_rest_as_not_attempted():
+    with AssetServer(fault=lambda m, p: "503") as server:
+        outcomes = []
+        summary = run_batch(
+            items(50),
+            actions.create_action(),
+            client(server, policy=RetryPolicy(attempts=1)),
+            NoJournal(),
+            BatchOptions(jobs=2, fail_fast=True),
+            outcomes.append,
+        )
+    assert len(outcomes) == 50 and summary.total == 50
+    assert summary.counts["failed"] + summary.counts[actions.NOT_ATTEMPTED] == 50

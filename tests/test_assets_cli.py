@@ -448,3 +448,48 @@ def test_a_merge_patch_file_is_checked_as_the_asset_it_would_make(env, capsys):
         )
         assert server.assets["t00000"]["tag"] == "x"
     assert "'name' is a required property" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    from functools import partial
+
+    from assetctl.assets import client
+    from assetctl.assets.retry import RetryPolicy
+
+    monkeypatch.setattr(
+        client, "RetryPolicy", partial(RetryPolicy, base=0.01, cap=0.01)
+    )
+
+
+def test_an_unreachable_api_ends_the_batch_with_exit_9(env, capsys, fast_retries):
+    lines = [json.dumps({"name": f"n{n}"}) for n in range(40)]
+    (env / "in.jsonl").write_text("\n".join(lines) + "\n")
+    gone = AssetServer()
+    gone.httpd.server_close()
+    started = time.monotonic()
+    code = run(gone, "asset", "create", "-t", "things", "in.jsonl", "-o", "json")
+    took = time.monotonic() - started
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 9 and took < 30
+    assert len(records) == 40
+    skipped = [r for r in records if r["result"] == "skipped"]
+    assert skipped and all(r["reason"] == "not attempted" for r in skipped)
+    assert f"{len(skipped)} not attempted (the batch stopped)" in err
+    assert err.splitlines()[-1].startswith(
+        "assetctl: error: the API could not be reached for 5 items in a row, so the "
+        "batch stopped; check the API URL"
+    )
+
+
+def test_a_forbidden_batch_names_what_it_did_not_attempt(env, capsys):
+    lines = [json.dumps({"name": f"n{n}"}) for n in range(20)]
+    (env / "in.jsonl").write_text("\n".join(lines) + "\n")
+    with AssetServer(fault=lambda m, p: "403") as server:
+        code = run(server, "asset", "create", "-t", "things", "in.jsonl", "-o", "json")
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    failed = sum(r["result"] == "failed" for r in records)
+    assert code == 5 and len(records) == 20
+    assert f"{failed} failed, {20 - failed} not attempted (the batch stopped)" in err

@@ -15,6 +15,10 @@ from assetctl.assets.client import AssetClient, PlannedRequest
 from assetctl.assets.inputs import InputItem, best_error, make_validator
 from assetctl.errors import ApiError, Conflict, InputError
 
+# Why an item is `skipped`.
+DONE_EARLIER = "done in an earlier run"
+NOT_ATTEMPTED = "not attempted"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -28,6 +32,7 @@ class Outcome:
     exit_code: int = 0
     plan: PlannedRequest | None = None
     would: str | None = None  # for dry runs: the action a real run would take
+    reason: str | None = None  # for `skipped`: DONE_EARLIER or NOT_ATTEMPTED
 
 
 Action = Callable[[AssetClient, InputItem, str], Outcome]

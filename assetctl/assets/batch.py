@@ -13,11 +13,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from assetctl.assets.actions import Action, Outcome
+from assetctl.assets.actions import DONE_EARLIER, NOT_ATTEMPTED, Action, Outcome
 from assetctl.assets.client import AssetClient
 from assetctl.assets.inputs import InputItem
 from assetctl.assets.journal import Journal
-from assetctl.errors import AssetctlError, AuthError, ExitCode, Forbidden, Interrupted
+from assetctl.errors import (
+    AssetctlError,
+    AuthError,
+    ExitCode,
+    Forbidden,
+    Interrupted,
+    NetworkError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,8 @@ class Summary:
         return ExitCode.FAILURE
 
     def add(self, outcome: Outcome) -> None:
-        self.counts[outcome.action] += 1
+        not_attempted = outcome.reason == NOT_ATTEMPTED
+        self.counts[NOT_ATTEMPTED if not_attempted else outcome.action] += 1
         if outcome.action == "failed" and self.first_failure is None:
             self.first_failure = outcome
 
@@ -73,6 +81,18 @@ class Summary:
 class BatchOptions:
     jobs: int = 4
     fail_fast: bool = False
+    # Items in a row that failed to reach the API before the batch gives up (each has
+    # already used its retries): a down API must not cost every item its full budget.
+    unreachable_limit: int = 5
+
+
+def unreachable(count: int) -> NetworkError:
+    return NetworkError(
+        f"the API could not be reached for {count} items in a row, "
+        "so the batch stopped",
+        hint="check the API URL and the network, then run the same command again "
+        "to do the rest",
+    )
 
 
 def run_batch(
@@ -114,12 +134,15 @@ class _Runner:
         self.summary = Summary()
         self.pending: dict[Future, InputItem] = {}
         self.stopping = False
+        self.unreachable_in_a_row = 0
 
     def feed(self, items: Iterable[InputItem], pool: ThreadPoolExecutor) -> None:
+        """Submit items as slots free up; once stopping, report the rest unattempted."""
         window = self.options.jobs * 2  # in flight plus one queued each: flat memory
         for item in items:
             if self.stopping:
-                return
+                self._not_attempted(item)
+                continue
             if self._skip_if_done(item):
                 continue
             key = self.journal.idempotency_key(item.digest)
@@ -140,16 +163,18 @@ class _Runner:
     def stop_now(self) -> None:
         """Ctrl-C: drop queued items, let running ones end and journal them."""
         self.stopping = True
-        self._cancel_queued()
+        self._cancel_queued(report=False)
         try:
             self.drain(everything=True)
         except KeyboardInterrupt:
             log.warning("second Ctrl-C: not waiting for requests in flight")
 
-    def _cancel_queued(self) -> None:
+    def _cancel_queued(self, *, report: bool = True) -> None:
         for future in list(self.pending):
             if future.cancel():
-                del self.pending[future]
+                item = self.pending.pop(future)
+                if report:
+                    self._not_attempted(item)
 
     def _attempt(self, item: InputItem, key: str) -> Outcome:
         try:
@@ -171,8 +196,25 @@ class _Runner:
         self.summary.add(outcome)
         self._report(outcome)
         failed = outcome.action == "failed"
+        self._count_unreachable(outcome)
         if self.summary.fatal is not None or (failed and self.options.fail_fast):
             self.stopping = True
+
+    def _count_unreachable(self, outcome: Outcome) -> None:
+        """The circuit breaker: stop after so many items in a row found no API."""
+        if outcome.action == "failed" and outcome.exit_code == ExitCode.NETWORK:
+            self.unreachable_in_a_row += 1
+        else:
+            self.unreachable_in_a_row = 0  # the API answered, whatever it said
+        limit = self.options.unreachable_limit
+        if self.unreachable_in_a_row >= limit and self.summary.fatal is None:
+            self.summary.fatal = unreachable(limit)
+
+    def _not_attempted(self, item: InputItem) -> None:
+        """An item the batch stopped before: reported, never journaled."""
+        outcome = Outcome(item.source, "skipped", reason=NOT_ATTEMPTED)
+        self.summary.add(outcome)
+        self._report(outcome)
 
     def _report(self, outcome: Outcome) -> None:
         try:
@@ -186,7 +228,7 @@ class _Runner:
         entry = self.journal.done(item.digest)
         if entry is None:
             return False
-        outcome = Outcome(item.source, "skipped", entry.id, error=None)
+        outcome = Outcome(item.source, "skipped", entry.id, reason=DONE_EARLIER)
         self.summary.add(outcome)
         self._report(outcome)
         return True

@@ -283,16 +283,22 @@ class OutcomeReporter:
         return f"{outcome.id}\n" if written and outcome.id else ""
 
 
-_SUMMARY_WORDS = {"skipped": "done in an earlier run", "planned": "planned (dry run)"}
+_SUMMARY_WORDS = {
+    "skipped": "done in an earlier run",
+    "not attempted": "not attempted (the batch stopped)",
+    "planned": "planned (dry run)",
+}
 
 
 def outcome_record(outcome: Any) -> dict[str, Any]:
-    """The JSON object of one batch item (documented in docs/assets.md)."""
+    """The JSON object of one batch item (documented in README.md, "Assets")."""
     record: dict[str, Any] = {"input": outcome.source, "result": outcome.action}
     if outcome.id is not None:
         record["id"] = outcome.id
     if outcome.status is not None:
         record["status"] = outcome.status
+    if outcome.reason is not None:
+        record["reason"] = outcome.reason
     if outcome.error is not None:
         record["error"] = outcome.error
         record["exit_code"] = outcome.exit_code
