@@ -128,16 +128,30 @@ def find_registry(explicit: str | None = None) -> Path:
         if path.is_file():
             return path
         if origin in ("--registry", ENV_VAR):
+            what = "is a directory" if path.is_dir() else "does not exist"
             raise RegistryError(
-                f"registry {path} (from {origin}) does not exist",
-                hint="fix the path or unset it",
+                f"registry {path} (from {origin}) {what}",
+                hint=f"name the {REGISTRY_FILE} file itself, or unset it",
             )
     raise RegistryError("no asset-types.yaml found", hint="pass --registry FILE")
 
 
 def load_registry(explicit: str | None = None) -> Registry:
     path = find_registry(explicit)
-    return parse_registry(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            f"{path}:{_line_of(path, exc.start)}: not UTF-8 text",
+            hint="save the registry as UTF-8",
+        ) from exc
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_registry(text, str(path))
+
+
+def _line_of(path: Path, offset: int) -> int:
+    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def parse_registry(text: str, source: str) -> Registry:
@@ -149,6 +163,8 @@ def parse_registry(text: str, source: str) -> Registry:
         line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
         problem = getattr(exc, "problem", None) or "unreadable"
         raise RegistryError(f"{source}:{line}: not valid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise RegistryError(f"{source}: nested too deeply to read") from exc
     locate = _Locator(source, root)
     if not isinstance(data, dict):
         raise RegistryError(f"{source}:1: expected a mapping with a `types` key")

@@ -493,3 +493,64 @@ def test_a_forbidden_batch_names_what_it_did_not_attempt(env, capsys):
     failed = sum(r["result"] == "failed" for r in records)
     assert code == 5 and len(records) == 20
     assert f"{failed} failed, {20 - failed} not attempted (the batch stopped)" in err
+
+
+def nested(depth: int, ext: str) -> str:
+    if ext == ".yaml":
+        return "name: x\nd: " + "[" * depth + "]" * depth + "\n"
+    return '{"name": "x", "d": ' + "[" * depth + "]" * depth + "}\n"
+
+
+@pytest.mark.parametrize("ext", [".json", ".jsonl", ".yaml"])
+@pytest.mark.parametrize("depth", [300, 100_000])
+def test_inputs_nested_too_deep_are_one_line_errors(env, capsys, ext, depth):
+    (env / f"deep{ext}").write_text(nested(depth, ext))
+    with AssetServer() as server:
+        assert run(server, "asset", "create", "-t", "things", f"deep{ext}") == 3
+        assert server.requests == []
+    err = capsys.readouterr().err
+    assert err.startswith(f"assetctl: error: deep{ext}") and err.count("\n") == 1
+    assert "nested" in err and "200 levels" in err
+
+
+def test_a_registry_that_is_not_utf8_or_a_directory_is_one_line(env, capsys):
+    (env / "latin1.yaml").write_bytes(b"types:\n  caf\xe9:\n    collection: /x\n")
+    with AssetServer() as server:
+        assert run(server, "--registry", "latin1.yaml", "asset", "types") == 3
+        assert capsys.readouterr().err == (
+            "assetctl: error: latin1.yaml:2: not UTF-8 text; save the registry as "
+            "UTF-8\n"
+        )
+        assert run(server, "--registry", str(env), "asset", "types") == 3
+        err = capsys.readouterr().err
+    assert f"registry {env} (from --registry) is a directory" in err
+
+
+def test_a_state_folder_that_is_a_file_names_the_path(env, capsys, monkeypatch):
+    (env / "a.json").write_text('{"name": "a"}')
+    (env / "state-file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(env / "state-file"))
+    with AssetServer() as server:
+        for fresh in ([], ["--fresh"]):
+            command = ["asset", "create", "-t", "things", "a.json", *fresh]
+            assert run(server, *command) == 3
+            err = capsys.readouterr().err
+            assert err.startswith(
+                "assetctl: error: cannot use the batch journal at "
+                f"{env / 'state-file' / 'assetctl' / 'journals'}: Not a directory;"
+            )
+            assert err.count("\n") == 1
+        assert server.requests == []
+
+
+def test_a_redirect_loop_is_an_api_error(env, capsys):
+    with AssetServer(fault=lambda m, p: "redirect-loop") as server:
+        assert run(server, "asset", "get", "-t", "things", "x") == 7
+        assert run(server, "api", "GET", "/things") == 7
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "assetctl: error: GET /things/x: the API redirected too often "
+        "(a redirect loop?); check the API URL",
+        "assetctl: error: GET /things: the API redirected too often "
+        "(a redirect loop?); check the API URL",
+    ]

@@ -24,7 +24,7 @@ from assetctl.assets.retry import (
     network_error,
     send_with_retry,
 )
-from assetctl.errors import ApiError, InputError, NotFound
+from assetctl.errors import ApiError, InputError, NetworkError, NotFound
 from assetctl.registry import AssetType
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,16 @@ class AssetClient:
             return send_with_retry(send, retry or self.retry, on_lost=on_lost)
         except RetriesExhausted as exc:
             raise network_error(exc, plan.url) from exc
+        except requests.TooManyRedirects as exc:
+            raise ApiError(
+                f"{_what(plan)}: the API redirected too often (a redirect loop?)",
+                hint="check the API URL",
+            ) from exc
+        except requests.RequestException as exc:  # a body cut short, a bad URL, ...
+            raise NetworkError(
+                f"{_what(plan)}: {type(exc).__name__}: {exc}",
+                hint="check the API URL and the network, then run the command again",
+            ) from exc
 
     def _with_params(self, url: str) -> str:
         if not self.type.params:

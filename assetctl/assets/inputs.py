@@ -22,6 +22,7 @@ import yaml
 from assetctl.assets.client import check_id
 from assetctl.errors import InputError
 
+MAX_DEPTH = 200  # nesting levels an input may have; deeper ones break the stack
 JSON_LINES = (".jsonl", ".ndjson")
 YAML_SUFFIXES = (".yaml", ".yml")
 KNOWN_SUFFIXES = (".json", *JSON_LINES, *YAML_SUFFIXES)
@@ -172,6 +173,10 @@ def _read_file(path: Path, name: str) -> Iterator[InputItem]:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: not UTF-8 text") from exc
+    except RecursionError as exc:
+        raise InputError(
+            f"{name}: nested too deeply to read (at most {MAX_DEPTH} levels)"
+        ) from exc
 
 
 def _kind(path: Path, stream: IO[str]) -> str:
@@ -209,6 +214,10 @@ def _json_lines(stream: IO[str], name: str) -> Iterator[InputItem]:
             body = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}: not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise InputError(
+                f"{source}: nested deeper than {MAX_DEPTH} levels"
+            ) from exc
         yield _item(source, body)
 
 
@@ -244,7 +253,22 @@ def _documents(documents: Iterable[Any], name: str) -> Iterator[InputItem]:
 def _item(source: str, body: Any) -> InputItem:
     if not isinstance(body, dict):
         raise InputError(f"{source}: expected an object, got {type(body).__name__}")
+    if _depth(body) > MAX_DEPTH:
+        raise InputError(f"{source}: nested deeper than {MAX_DEPTH} levels")
     return InputItem(source=source, body=body)
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _spool_stdin(stdin: IO[str]) -> Path:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import filelock
 import platformdirs
 
-from assetctl.errors import InputError
+from assetctl.errors import ConfigError, InputError
 
 DONE_ACTIONS = frozenset({"created", "updated", "unchanged", "deleted"})
 
@@ -47,8 +47,11 @@ class Entry:
 class Journal:
     """An open journal; use as a context manager so the lock is released."""
 
-    def __init__(self, key: str, directory: Path | None = None) -> None:
+    def __init__(
+        self, key: str, directory: Path | None = None, *, fresh: bool = False
+    ) -> None:
         self.directory = directory or journal_dir()
+        self.fresh = fresh  # forget an interrupted run of the same batch
         self.path = self.directory / f"{key}.jsonl"
         self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
         self._done: dict[str, Entry] = {}
@@ -57,16 +60,24 @@ class Journal:
         self.resumed = False
 
     def __enter__(self) -> Journal:
-        self.directory.mkdir(parents=True, exist_ok=True)
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except filelock.Timeout as exc:
             raise InputError(
                 "another run of this same batch is in progress",
                 hint=f"wait for it, or remove {self._lock.lock_file} if it died",
             ) from exc
-        self._load()
-        self._stream = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise _unusable(self.directory, exc) from exc
+        try:
+            if self.fresh:
+                self.path.unlink(missing_ok=True)
+            self._load()
+            self._stream = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            self._lock.release()
+            raise _unusable(self.path, exc) from exc
         if self._ends_mid_line():
             self._stream.write("\n")  # a kill cut the last line; start clean
         if not self.run_id:
@@ -130,6 +141,14 @@ class Journal:
         self._stream.write(json.dumps(entry) + "\n")
         self._stream.flush()
         os.fsync(self._stream.fileno())
+
+
+def _unusable(path: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot use the batch journal at {path}: {exc.strerror or exc}",
+        hint="point XDG_STATE_HOME at a folder you can write (journals live in "
+        "<state>/assetctl/journals)",
+    )
 
 
 class NoJournal(Journal):

@@ -281,10 +281,8 @@ class _Batch:
         if self.dry_run:
             return NoJournal()
         parts = {"command": self.command, "type": self.client.type.name, **key_parts}
-        journal = Journal(batch_key({**parts, "url": self.client.collection_url()}))
-        if fresh:
-            journal.path.unlink(missing_ok=True)
-        return journal
+        key = batch_key({**parts, "url": self.client.collection_url()})
+        return Journal(key, fresh=fresh)
 
 
 def _finish(summary: Summary) -> None:
