@@ -554,3 +554,24 @@ def test_a_redirect_loop_is_an_api_error(env, capsys):
         "assetctl: error: GET /things: the API redirected too often "
         "(a redirect loop?); check the API URL",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "yaml", "ids", "table"])
+@pytest.mark.parametrize("answer", ["401", "500", "html"])
+def test_a_list_whose_first_page_fails_prints_nothing(env, capsys, fmt, answer):
+    with AssetServer() as server:
+        server.seed(12)
+        server.fault = lambda method, path: answer
+        code = run(server, "asset", "list", "-t", "things", "-o", fmt)
+    out, err = capsys.readouterr()
+    assert code == {"401": 4, "500": 7, "html": 7}[answer]
+    assert out == "" and err.count("\n") == 1
+
+
+def test_a_list_that_fails_later_has_streamed_the_pages_before(env, capsys):
+    pages = iter([None, "500"])
+    with AssetServer() as server:
+        server.seed(12)
+        server.fault = lambda method, path: next(pages, "500")
+        assert run(server, "asset", "list", "-t", "things", "-o", "jsonl") == 7
+    assert len(capsys.readouterr().out.splitlines()) == 5

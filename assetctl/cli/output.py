@@ -146,18 +146,30 @@ def cell(value: Any) -> str:
 
 
 def _json_array(items: Iterable[Any], out: IO[str]) -> int:
-    """A JSON array written element by element, so it streams and stays valid JSON."""
-    count = 0
-    out.write("[")
-    for item in items:
-        out.write(
-            ("," if count else "") + "\n  " + json.dumps(item, ensure_ascii=False)
-        )
+    """A JSON array written element by element, so it streams and stays valid JSON.
+
+    Nothing is written before the first item (or the end) arrives: a first page that
+    fails leaves stdout empty, not holding a lone `[`.
+    """
+    stream = iter(items)
+    first = next(stream, _END)
+    if first is _END:
+        out.write("[]\n")
+        out.flush()
+        return 0
+    out.write("[\n  " + json.dumps(first, ensure_ascii=False))
+    out.flush()
+    count = 1
+    for item in stream:
+        out.write(",\n  " + json.dumps(item, ensure_ascii=False))
         out.flush()
         count += 1
-    out.write("\n]\n" if count else "]\n")
+    out.write("\n]\n")
     out.flush()
     return count
+
+
+_END = object()
 
 
 def _table(items: Iterator[Mapping[str, Any]], id_field: str, out: IO[str]) -> int:

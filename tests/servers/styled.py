@@ -173,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             return True
-        if fault in ("429", "429-date", "503", "502", "401", "403"):
+        if fault in ("429", "429-date", "503", "502", "500", "401", "403"):
             status = 429 if fault.startswith("429") else int(fault)
             when = (
                 formatdate(time.time() + 1, usegmt=True) if fault == "429-date" else "0"
