@@ -575,3 +575,15 @@ def test_a_list_that_fails_later_has_streamed_the_pages_before(env, capsys):
         server.fault = lambda method, path: next(pages, "500")
         assert run(server, "asset", "list", "-t", "things", "-o", "jsonl") == 7
     assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def test_per_item_errors_are_one_line_each_however_long(env, capsys):
+    rows = [{"id": f"{'long-id-' * 12}{n}", "name": "x"} for n in range(3)]
+    (env / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with AssetServer() as server:
+        for row in rows:
+            server.assets[row["id"]] = {**row, "version": 1}
+        assert run(server, "asset", "create", "-t", "things", "in.jsonl") == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and lines[-1] == "3 failed"
+    assert all(len(line) > 120 and "HTTP 409 Conflict" in line for line in lines[:3])

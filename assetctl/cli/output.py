@@ -74,12 +74,17 @@ class _Console(Console):
 
 
 def console(stream: IO[str] | None = None, *, stderr: bool = False) -> Console:
+    """A console for results (stdout) or messages (stderr).
+
+    Messages are never wrapped (soft wrap): one line per item whatever the width, so
+    `grep` and log collectors see whole lines; results keep rich's layout.
+    """
     return _Console(
         file=stream,
         stderr=stderr,
         no_color="NO_COLOR" in os.environ,
         highlight=False,
-        soft_wrap=False,
+        soft_wrap=stderr,
     )
 
 
