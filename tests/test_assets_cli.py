@@ -587,3 +587,59 @@ def test_per_item_errors_are_one_line_each_however_long(env, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 4 and lines[-1] == "3 failed"
     assert all(len(line) > 120 and "HTTP 409 Conflict" in line for line in lines[:3])
+
+
+def test_api_honours_an_explicit_authorization_header(env, capsys, monkeypatch):
+    with AssetServer() as server:
+        server.seed(1)
+        assert run(server, "api", "GET", "/things/t00000") == 0
+        monkeypatch.delenv("ASSETCTL_TOKEN")  # no stored token is needed either
+        assert (
+            run(
+                server,
+                "api",
+                "GET",
+                "/things/t00000",
+                "-H",
+                "authorization: Basic eA==",
+            )
+            == 0
+        )
+        seen = [
+            next(v for k, v in h.items() if k.lower() == "authorization")
+            for h in server.headers_seen
+        ]
+    assert seen == ["Bearer test-token", "Basic eA=="]
+
+
+def test_api_body_ends_with_a_newline_and_include_separates_headers(env, capsys):
+    with AssetServer() as server:
+        server.seed(1)
+        assert run(server, "api", "GET", "/things/t00000", "-i") == 0
+    out, err = capsys.readouterr()
+    assert out.endswith("}\n") and json.loads(out)["id"] == "t00000"
+    head = err.split("\n")
+    assert head[0] == "HTTP 200 OK" and "Content-Type: application/json" in head
+    assert err.endswith("\n\n")
+
+
+def test_declining_a_delete_says_nothing_was_deleted_and_exits_0(env):
+    import pexpect
+
+    with AssetServer() as server:
+        server.seed(1)
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "assetctl", "--api-url", server.url, "asset", "delete"]
+            + ["-t", "things", "t00000"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            encoding="utf-8",
+            timeout=30,
+        )
+        child.expect(r"Delete things t00000\? \[y/N\]")
+        child.sendline("n")
+        child.expect("nothing deleted")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert "t00000" in server.assets
+    assert child.exitstatus == 0

@@ -330,7 +330,8 @@ def _confirm_delete(ctx: typer.Context, type_name: str, ids: list[str]) -> None:
         raise InputError("deleting needs confirmation", hint="pass --yes")
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     if not typer.confirm(f"Delete {type_name} {shown}?", err=True):
-        raise typer.Exit(1)
+        typer.echo("nothing deleted", err=True)
+        raise typer.Exit(0)  # the person chose; nothing failed
 
 
 def _labels(sources: Iterable[inputs.Source]) -> list[str]:

@@ -77,6 +77,7 @@ class AssetServer:
         self.assets: dict[str, dict[str, Any]] = {}
         self.replays: dict[str, tuple[int, dict, bytes]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.headers_seen: list[dict[str, str]] = []
         self.faults_done: list[str] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -150,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         segments = parts.path.strip("/").split("/")
         body = self._body()
         self.api.requests.append((method, self.path))
+        self.api.headers_seen.append(dict(self.headers))
         fault = self.api.fault(method, parts.path) if self.api.fault else None
         if fault and self._fault_before(fault):
             return
