@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import platformdirs
@@ -157,8 +158,10 @@ def _line_of(path: Path, offset: int) -> int:
 def parse_registry(text: str, source: str) -> Registry:
     """Parse and validate registry text; errors name file, line, type and key."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
         root = yaml.compose(text)
+    except _DuplicateKey as exc:
+        raise RegistryError(f"{source}:{exc.line}: {exc}") from exc
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
         problem = getattr(exc, "problem", None) or "unreadable"
@@ -169,10 +172,15 @@ def parse_registry(text: str, source: str) -> Registry:
     if not isinstance(data, dict):
         raise RegistryError(f"{source}:1: expected a mapping with a `types` key")
     _check_keys(data, _TOP_KEYS, locate, (), "the registry")
+    if data.get("version", 1) != 1 or isinstance(data.get("version"), bool):
+        raise locate.error(
+            ("version",),
+            f"version {data['version']!r} is not supported (this assetctl reads 1)",
+        )
     types = data.get("types")
     if not isinstance(types, dict) or not types:
         raise locate.error(("types",), "`types` must be a non-empty mapping")
-    base = _optional_str(data, "api_url", locate, ())
+    base = _optional_url(data, locate, (), "the registry")
     base_dir = Path(source).parent
     parsed = {
         str(name): _parse_type(str(name), spec, locate, base, base_dir)
@@ -202,7 +210,7 @@ def _parse_type(
         edit=_choice(spec, "edit", EDIT_STYLES, locate, where, name),
         id_from=_choice(spec, "id_from", ID_SOURCES, locate, where, name),
         id_field=_optional_str(spec, "id_field", locate, where) or "id",
-        api_url=_optional_str(spec, "api_url", locate, where) or base,
+        api_url=_optional_url(spec, locate, where, f"type {name!r}") or base,
         paging=_parse_paging(spec.get("list", {}), locate, (*where, "list"), name),
         params=_str_map(spec, "params", locate, where, name),
         headers=_str_map(spec, "headers", locate, where, name),
@@ -223,9 +231,10 @@ def _parse_paging(spec: Any, locate: _Locator, where: tuple, name: str) -> Pagin
             values[key] = _optional_str(spec, key, locate, where)
     for key in ("cursor_param", "total"):
         values[key] = _optional_str(spec, key, locate, where)
-    for key in ("first_page", "page_size"):
-        if key in spec:
-            values[key] = _int(spec, key, locate, where, name)
+    if "first_page" in spec:
+        values["first_page"] = _int(spec, "first_page", locate, where, name)
+    if "page_size" in spec:
+        values["page_size"] = _int(spec, "page_size", locate, where, name, least=1)
     if values["style"] == "offset" and not spec.get("size_param"):
         values["size_param"] = "limit"
     if values["style"] == "page" and not spec.get("size_param"):
@@ -299,12 +308,29 @@ def _optional_str(
     return value
 
 
-def _int(spec: Mapping, key: str, locate: _Locator, where: tuple, name: str) -> int:
-    value = spec[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+def _optional_url(
+    spec: Mapping, locate: _Locator, where: tuple, what: str
+) -> str | None:
+    value = _optional_str(spec, "api_url", locate, where)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise locate.error(
-            (*where, key), f"type {name!r}: key {key!r} must be a whole number"
+            (*where, "api_url"),
+            f"{what}: key 'api_url' must be an http(s) URL like "
+            f"https://api.example.com, not {value!r}",
         )
+    return value
+
+
+def _int(
+    spec: Mapping, key: str, locate: _Locator, where: tuple, name: str, least: int = 0
+) -> int:
+    value = spec[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        kind = "a positive whole number" if least > 0 else "a whole number (0 or more)"
+        raise locate.error((*where, key), f"type {name!r}: key {key!r} must be {kind}")
     return value
 
 
@@ -322,6 +348,35 @@ def _str_map(
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean {close[0]!r}?" if close else ""
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last of duplicate keys without a word (6.0), which would hide
+    the first definition of a type.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int)) and key in seen:
+                raise _DuplicateKey(
+                    f"key {key!r} appears twice (also on line {seen[key]}); "
+                    "YAML would silently keep only the last",
+                    line,
+                )
+            if isinstance(key, (str, int)):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Locator:

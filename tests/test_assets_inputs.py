@@ -98,3 +98,19 @@ def test_parse_sets():
     }
     with pytest.raises(InputError, match="expected field=value"):
         inputs.parse_sets(["novalue"])
+
+
+@pytest.mark.parametrize("name", ["in.csv", "notes.txt"])
+def test_a_named_file_of_another_type_is_refused(tmp_path, name):
+    (tmp_path / name).write_text("name\nx\n")
+    with pytest.raises(InputError) as caught:
+        inputs.expand_sources([str(tmp_path / name)])
+    suffix = name.rpartition(".")[2]
+    assert str(caught.value).endswith(
+        f"{name}: unsupported input type '.{suffix}' (use .json, .jsonl, .yaml)"
+    )
+
+
+def test_a_named_file_without_a_suffix_is_sniffed(tmp_path):
+    (tmp_path / "noext").write_text('{"name": "a"}\n{"name": "b"}\n')
+    assert [i.body["name"] for i in items_of(str(tmp_path / "noext"))] == ["a", "b"]

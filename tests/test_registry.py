@@ -118,6 +118,44 @@ types:
             "reg.yaml:2: type 'a': key 'collection' is required",
         ),
         ("types: [\n", "reg.yaml:2: not valid YAML"),
+        (
+            "version: 2\n" + MINIMAL,
+            "reg.yaml:1: version 2 is not supported (this assetctl reads 1)",
+        ),
+        ("version: '1'\n" + MINIMAL, "reg.yaml:1: version '1' is not supported"),
+        (
+            MINIMAL + "  things:\n    collection: /other\n",
+            "reg.yaml:4: key 'things' appears twice (also on line 2); "
+            "YAML would silently keep only the last",
+        ),
+        (
+            MINIMAL + "    list: {page_size: 1, page_size: 2}\n",
+            "reg.yaml:4: key 'page_size' appears twice",
+        ),
+        (
+            "api_url: assets.example.com\n" + MINIMAL,
+            "reg.yaml:1: the registry: key 'api_url' must be an http(s) URL like "
+            "https://api.example.com, not 'assets.example.com'",
+        ),
+        (
+            MINIMAL + "    api_url: ftp://x.example\n",
+            "reg.yaml:4: type 'things': key 'api_url' must be an http(s) URL",
+        ),
+        (
+            MINIMAL + "    list: {paging: page, page_size: -5}\n",
+            "reg.yaml:4: type 'things': key 'page_size' must be a positive whole "
+            "number",
+        ),
+        (
+            MINIMAL + "    list: {paging: page, page_size: 0}\n",
+            "reg.yaml:4: type 'things': key 'page_size' must be a positive whole "
+            "number",
+        ),
+        (
+            MINIMAL + "    list: {paging: page, first_page: -1}\n",
+            "reg.yaml:4: type 'things': key 'first_page' must be a whole number "
+            "(0 or more)",
+        ),
     ],
 )
 def test_a_wrong_registry_names_file_line_type_and_key(text, expected):
@@ -161,3 +199,13 @@ def test_lookup_order(tmp_path, monkeypatch):
 def test_a_named_registry_must_exist(tmp_path):
     with pytest.raises(RegistryError, match="does not exist"):
         registry.find_registry(str(tmp_path / "missing.yaml"))
+
+
+def test_version_1_and_a_zero_first_page_are_fine():
+    parsed = parse("version: 1\n" + MINIMAL + "    list: {first_page: 0}\n")
+    assert parsed.get("things").paging.first_page == 0
+
+
+def test_a_registry_directory_is_named_as_one(tmp_path):
+    with pytest.raises(RegistryError, match="is a directory"):
+        registry.find_registry(str(tmp_path))

@@ -68,6 +68,11 @@ def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[So
             found = sorted(p for p in path.rglob("*") if p.suffix in KNOWN_SUFFIXES)
             paths.extend(Source(str(p), p) for p in found)
         elif path.is_file():
+            if path.suffix and path.suffix not in KNOWN_SUFFIXES:
+                raise InputError(
+                    f"{arg}: unsupported input type {path.suffix!r} "
+                    "(use .json, .jsonl, .yaml)"
+                )
             paths.append(Source(arg, path))
         else:
             raise InputError(f"{arg}: no such file or directory")
