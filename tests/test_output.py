@@ -111,3 +111,67 @@ def test_batch_lines(capsys):
         for outcome in outcomes:
             report(outcome)
     assert out.getvalue().startswith("1\nPOST http://api/x\nIdempotency-Key: k\n")
+
+
+WIDE = [
+    {
+        "id": f"asset-{n:04d}",
+        "name": "a long name " * 5,
+        "description": "d" * 60,
+        "owner": "someone@example.com",
+        "size": n,
+        "tags": ["a", "b"],
+        "created": "2026-12-01T10:00:00Z",
+        "updated": "2026-12-02T10:00:00Z",
+        "extra": 1,
+    }
+    for n in range(3)
+]
+
+
+def table_at(width, rows, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = io.StringIO()
+    output.print_assets(iter(rows), "table", "id", out)
+    return out.getvalue()
+
+
+def test_a_table_cut_to_the_width_shows_an_ellipsis_and_names_what_it_left_out(
+    monkeypatch, capsys
+):
+    text = table_at(80, WIDE, monkeypatch)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].split()[:2] == ["id", "name"]
+    assert "asset-0000" in text and "…" in lines[2]  # truncation is visible
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("assetctl: the table leaves out ")
+    shown = lines[0].replace("…", "").split()
+    for field in WIDE[0]:
+        assert any(field.startswith(s) for s in shown) or field in err
+
+
+def test_a_wide_table_keeps_every_column_up_to_eight(monkeypatch, capsys):
+    text = table_at(250, WIDE, monkeypatch)
+    assert text.splitlines()[0].split() == list(WIDE[0])[:8]
+    assert "leaves out extra;" in capsys.readouterr().err
+
+
+def test_fields_first_seen_after_the_first_chunk_are_named(monkeypatch, capsys):
+    rows = [{"id": f"a{n}"} for n in range(60)]
+    rows[55]["late"] = "x"
+    table_at(80, rows, monkeypatch)
+    assert "leaves out late;" in capsys.readouterr().err
+
+
+def test_fit_widths_squeezes_the_widest_then_leaves_out_from_the_end():
+    assert output.fit_widths({"id": 8, "a": 30, "b": 30}, 80) == {
+        "id": 8,
+        "a": 30,
+        "b": 30,
+    }
+    fitted = output.fit_widths({"id": 8, "a": 40, "b": 40}, 60)
+    assert list(fitted) == ["id", "a", "b"] and sum(fitted.values()) + 6 <= 60
+    assert output.fit_widths({"id": 30, "a": 40, "b": 40}, 45) == {"id": 30, "a": 12}
+    assert output.fit_widths({"id": 50, "a": 40}, 20) == {"id": 20}

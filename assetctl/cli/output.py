@@ -24,8 +24,10 @@ from assetctl.errors import InputError
 
 FORMATS = ("table", "json", "jsonl", "yaml", "ids")
 TABLE_CHUNK = 50  # rows measured for column widths; later rows reuse them
-MAX_COLUMNS = 8
-MAX_WIDTH = 40
+MAX_COLUMNS = 8  # more are named on stderr as left out
+MAX_WIDTH = 40  # characters of a column before its cells end in an ellipsis
+MIN_WIDTH = 10  # narrowest a column is squeezed to before columns are left out
+_GAP = 3  # characters between two columns (padding and divider)
 
 
 def resolve_format(
@@ -178,46 +180,92 @@ _END = object()
 
 
 def _table(items: Iterator[Mapping[str, Any]], id_field: str, out: IO[str]) -> int:
-    """Tables in chunks: the first sets columns and widths, the rest follow unheaded."""
+    """Tables in chunks: the first sets columns and widths, the rest follow unheaded.
+
+    Columns are fitted to the console's width: long cells end in an ellipsis, and
+    fields that do not fit (or only appear after the first chunk) are named on
+    stderr, never dropped silently.
+    """
     first = list(islice(items, TABLE_CHUNK))
     if not first:
         console(stderr=True).print("no assets")
         return 0
-    columns = _columns(first, id_field)
-    widths = {
-        c: min(MAX_WIDTH, max(len(c), *(len(cell(r.get(c))) for r in first)))
-        for c in columns
-    }
     show = console(out)
+    fields = _columns(first, id_field)
+    natural = {
+        c: min(MAX_WIDTH, max(len(c), *(len(cell(r.get(c))) for r in first)))
+        for c in fields[:MAX_COLUMNS]
+    }
+    widths = fit_widths(natural, show.width)
+    left_out = dict.fromkeys(c for c in fields if c not in widths)
     chunk, count, header = first, 0, True
     while chunk:
-        show.print(_chunk_table(chunk, columns, widths, header))
+        show.print(_chunk_table(chunk, widths, header))
         count += len(chunk)
+        for row in chunk:
+            left_out.update(dict.fromkeys(k for k in row if k not in widths))
         chunk, header = list(islice(items, TABLE_CHUNK)), False
+    if left_out:
+        _name_left_out(list(left_out))
     return count
 
 
-def _chunk_table(
-    rows: list, columns: list[str], widths: Mapping[str, int], header: bool
-) -> Table:
+def fit_widths(natural: Mapping[str, int], available: int) -> dict[str, int]:
+    """Column widths that fit `available` characters, keeping the columns' order.
+
+    The first column (the id) keeps its width; the widest of the others give way,
+    down to MIN_WIDTH each; columns that still do not fit are left out from the end.
+    """
+    names = list(natural)
+    for keep in range(len(names), 1, -1):
+        widths = {c: natural[c] for c in names[:keep]}
+        if _squeeze(widths, available):
+            return widths
+    return {names[0]: max(1, min(natural[names[0]], available))}
+
+
+def _squeeze(widths: dict[str, int], available: int) -> bool:
+    others = list(widths)[1:]
+    while True:
+        excess = sum(widths.values()) + _GAP * (len(widths) - 1) - available
+        if excess <= 0:
+            return True
+        wide = [c for c in others if widths[c] > MIN_WIDTH]
+        if not wide:
+            return False
+        widest = max(wide, key=lambda c: widths[c])
+        widths[widest] = max(MIN_WIDTH, widths[widest] - excess, widths[widest] // 2)
+
+
+def _name_left_out(fields: list[str]) -> None:
+    shown = ", ".join(fields[:6]) + (
+        f" and {len(fields) - 6} more" if len(fields) > 6 else ""
+    )
+    console(stderr=True).print(
+        f"assetctl: the table leaves out {shown}; -o json or -o yaml shows every field",
+        markup=False,
+    )
+
+
+def _chunk_table(rows: list, widths: Mapping[str, int], header: bool) -> Table:
     table = Table(
         box=box.SIMPLE_HEAD, show_header=header, show_edge=False, pad_edge=False
     )
-    for column in columns:
-        width = widths[column]
+    for column, width in widths.items():
         table.add_column(
             column, min_width=width, max_width=width, no_wrap=True, overflow="ellipsis"
         )
     for row in rows:
-        table.add_row(*(cell(row.get(c)) for c in columns))
+        table.add_row(*(cell(row.get(c)) for c in widths))
     return table
 
 
 def _columns(rows: list[Mapping[str, Any]], id_field: str) -> list[str]:
+    """Every field of the rows, the id first; the first MAX_COLUMNS are candidates."""
     seen: dict[str, None] = {id_field: None} if any(id_field in r for r in rows) else {}
     for row in rows:
         seen.update(dict.fromkeys(row))
-    return list(seen)[:MAX_COLUMNS]
+    return list(seen)
 
 
 def _plain(value: Any) -> Any:
