@@ -177,8 +177,79 @@ def test_a_second_run_of_the_same_batch_is_refused_while_one_runs(tmp_path):
     from assetctl.errors import InputError
 
     with Journal("same", tmp_path):
-        with pytest.raises(InputError, match="in progress"):
+        with pytest.raises(InputError) as caught:
             Journal("same", tmp_path).__enter__()
+    assert str(caught.value) == (
+        "another run of this same batch is running right now; wait for it to "
+        "finish (or stop it), then run the command again"
+    )
+    with Journal("same", tmp_path):  # free again once the first ended
+        pass
+
+
+def test_no_lock_file_is_left_when_a_run_ends(tmp_path):
+    with Journal("ok", tmp_path) as journal:
+        journal.record("a", "created", "1")
+        assert (tmp_path / "ok.jsonl.lock").exists()
+    with pytest.raises(RuntimeError), Journal("failing", tmp_path):
+        raise RuntimeError("the batch broke")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failing.jsonl", "ok.jsonl"]
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block_the_next(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from assetctl.assets.runlock import RunLock;"
+            "assert RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True);"
+            "time.sleep(60)",
+            str(tmp_path / "k.jsonl.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert holder.stdout.readline() == "held\n"
+    from assetctl.errors import InputError
+
+    with pytest.raises(InputError, match="running right now"):
+        Journal("k", tmp_path).__enter__()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / "k.jsonl.lock").exists()  # a kill leaves the file, not the lock
+    with Journal("k", tmp_path):
+        pass
+    assert not (tmp_path / "k.jsonl.lock").exists()
+
+
+def test_a_lock_on_a_removed_file_does_not_count(tmp_path):
+    import fcntl
+    import os
+
+    from assetctl.assets.runlock import RunLock
+
+    path = tmp_path / "x.lock"
+    first = RunLock(path)
+    assert first.acquire()
+    opened_too_early = os.open(path, os.O_RDWR)  # a run between open() and flock()
+    first.release()
+    fcntl.flock(opened_too_early, fcntl.LOCK_EX | fcntl.LOCK_NB)  # on the old file
+    try:
+        assert not RunLock(path)._names(opened_too_early)
+        second = RunLock(path)
+        assert second.acquire()  # the path's new file is free: one real holder
+        assert not RunLock(path).acquire()
+        second.release()
+    finally:
+        os.close(opened_too_early)
 
 
 def test_ctrl_c_journals_what_finished_and_raises_interrupted(tmp_path):

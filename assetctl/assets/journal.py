@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import filelock
 import platformdirs
 
+from assetctl.assets.runlock import RunLock
 from assetctl.errors import ConfigError, InputError
 
 DONE_ACTIONS = frozenset({"created", "updated", "unchanged", "deleted"})
@@ -53,7 +53,7 @@ class Journal:
         self.directory = directory or journal_dir()
         self.fresh = fresh  # forget an interrupted run of the same batch
         self.path = self.directory / f"{key}.jsonl"
-        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
+        self._lock = RunLock(Path(f"{self.path}.lock"))
         self._done: dict[str, Entry] = {}
         self._stream: IO[str] | None = None
         self.run_id = ""
@@ -62,14 +62,15 @@ class Journal:
     def __enter__(self) -> Journal:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
-        except filelock.Timeout as exc:
-            raise InputError(
-                "another run of this same batch is in progress",
-                hint=f"wait for it, or remove {self._lock.lock_file} if it died",
-            ) from exc
+            acquired = self._lock.acquire()
         except OSError as exc:
             raise _unusable(self.directory, exc) from exc
+        if not acquired:
+            # Only a live process can hold the lock: the kernel drops a dead one's.
+            raise InputError(
+                "another run of this same batch is running right now",
+                hint="wait for it to finish (or stop it), then run the command again",
+            )
         try:
             if self.fresh:
                 self.path.unlink(missing_ok=True)
