@@ -25,14 +25,18 @@ def test_json_yaml_jsonl_and_directories(tmp_path):
     assert sorted(i.body["name"] for i in got) == list("abcdefg")
     sources = {i.body["name"]: i.source for i in got}
     assert sources["g"].endswith("lines.jsonl:3")
-    assert sources["e"].endswith("docs.yaml#1")
+    assert sources["e"].endswith("docs.yaml:3")
+    assert sources["b"].endswith("many.json:1") and sources["c"].endswith(
+        "many.json:1#2"
+    )
+    assert sources["a"].endswith("one.json")
 
 
 def test_stdin_is_sniffed_and_named_dash():
     got = items_of("-", stdin=io.StringIO('{"name": "x"}\n{"name": "y"}\n'))
     assert [(i.source, i.body["name"]) for i in got] == [("-:1", "x"), ("-:2", "y")]
     got = items_of("-", stdin=io.StringIO("name: z\n"))
-    assert [(i.source, i.body) for i in got] == [("-", {"name": "z"})]
+    assert [(i.source, i.body) for i in got] == [("-:1", {"name": "z"})]
     inputs.remove_spooled()
 
 
@@ -49,8 +53,9 @@ def test_reading_is_lazy(tmp_path):
     ("name", "text", "message"),
     [
         ("bad.json", '{"a": ', "bad.json:1: not valid JSON"),
-        ("bad.yaml", "a: [", "bad.yaml:1: not valid YAML"),
-        ("list.json", "[1]", "list.json: expected an object, got int"),
+        ("bad.yaml", "a: [", r"bad.yaml:\d: not valid YAML"),
+        ("list.json", "[1]", "list.json:1: expected an object, got int"),
+        ("one.json", "7", "one.json: expected an object, got int"),
     ],
 )
 def test_broken_inputs_name_the_file(tmp_path, name, text, message):
@@ -114,3 +119,114 @@ def test_a_named_file_of_another_type_is_refused(tmp_path, name):
 def test_a_named_file_without_a_suffix_is_sniffed(tmp_path):
     (tmp_path / "noext").write_text('{"name": "a"}\n{"name": "b"}\n')
     assert [i.body["name"] for i in items_of(str(tmp_path / "noext"))] == ["a", "b"]
+
+
+ARRAY = [
+    {"name": f"n{n}", "tags": list(range(n % 7)), "text": "x" * (n % 300)}
+    for n in range(3000)
+]
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_arrays_stream_in_chunks_with_the_line_of_each_object(
+    tmp_path, monkeypatch, chunk, indent
+):
+    from assetctl.assets import formats
+
+    monkeypatch.setattr(formats, "CHUNK", chunk)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(ARRAY, indent=indent))
+    got = items_of(str(path))
+    assert [i.body for i in got] == ARRAY
+    if indent:
+        lines = path.read_text().splitlines()
+        for item in got[:50]:
+            line = int(item.source.rpartition(":")[2])
+            assert lines[line - 1].strip() == "{"
+            assert lines[line].strip() == f'"name": "{item.body["name"]}",'
+    else:
+        assert got[1].source.endswith("big.json:1#2")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[]", None),
+        ("  [ ]  \n", None),
+        (
+            '[{"a": 1},\n {"a": 12345678',
+            r"x.json:2: not valid JSON: Expecting ',' delim",
+        ),
+        ('[{"a": 1}\n {"a": 2}]', r"x.json:2: not valid JSON: Expecting ','"),
+        ('[{"a": 1}] [', r"x.json:1: not valid JSON: Extra data"),
+        ("[", r"x.json:1: not valid JSON: Expecting value"),
+        ('[{"a": 1},]', r"x.json:1: not valid JSON: Expecting value"),
+    ],
+)
+def test_json_array_errors_name_the_line(tmp_path, monkeypatch, text, message):
+    from assetctl.assets import formats
+
+    monkeypatch.setattr(formats, "CHUNK", 4)
+    (tmp_path / "x.json").write_text(text)
+    if message is None:
+        assert items_of(str(tmp_path / "x.json")) == []
+        return
+    with pytest.raises(InputError, match=message):
+        items_of(str(tmp_path / "x.json"))
+
+
+def test_numbers_cut_by_the_buffer_are_read_whole(tmp_path, monkeypatch):
+    from assetctl.assets import formats
+
+    monkeypatch.setattr(formats, "CHUNK", 3)
+    (tmp_path / "n.json").write_text('[{"n": 1234567}, {"n": 89.5e3}]')
+    assert [i.body["n"] for i in items_of(str(tmp_path / "n.json"))] == [
+        1234567,
+        89500.0,
+    ]
+
+
+def test_equal_objects_on_one_line_have_different_digests(tmp_path):
+    (tmp_path / "same.json").write_text('[{"name": "x"}, {"name": "x"}]')
+    first, second = items_of(str(tmp_path / "same.json"))
+    assert first.digest != second.digest
+
+
+def test_a_large_json_array_is_read_in_flat_memory(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "large.json"
+    with path.open("w") as stream:
+        stream.write("[")
+        for n in range(60_000):
+            stream.write(("," if n else "") + json.dumps({"n": n, "pad": "p" * 200}))
+        stream.write("]")
+    size = path.stat().st_size
+    tracemalloc.start()
+    count = sum(1 for _ in inputs.read_items(inputs.expand_sources([str(path)])))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 60_000 and size > 12_000_000
+    assert peak < 2_000_000  # a few chunks, not the file
+
+
+def test_a_long_yaml_list_streams_and_keeps_anchors_and_lines(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "list.yaml"
+    with path.open("w") as stream:
+        stream.write("- &base {name: first, team: data}\n")
+        for n in range(3_000):
+            stream.write(f"- {{<<: *base, name: n{n}, pad: {'p' * 100}}}\n")
+        stream.write("---\n---\nname: last\n")
+    tracemalloc.start()
+    got = inputs.read_items(inputs.expand_sources([str(path)]))
+    first, second = next(got), next(got)
+    rest = sum(1 for _ in got)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert first.source.endswith("list.yaml:1") and second.source.endswith(":2")
+    assert second.body == {"name": "n0", "team": "data", "pad": "p" * 100}
+    assert rest == 3_000  # 2,999 more list items and the last document
+    assert peak < 1_000_000  # the whole list would take several times that

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import jsonschema
-import yaml
 
+from assetctl.assets import formats
 from assetctl.assets.client import check_id
 from assetctl.errors import InputError
 
@@ -32,14 +32,19 @@ KNOWN_SUFFIXES = (".json", *JSON_LINES, *YAML_SUFFIXES)
 class InputItem:
     """One asset body read from an input, with where it came from."""
 
-    source: str  # "path" or "path:line" for JSON lines, "path#n" for documents
+    source: str  # "path" (one object), "path:line", "path:line#n" (same line again)
     body: Mapping[str, Any]
+    ordinal: int = 1  # the item's place in its file, from 1
 
     @property
     def digest(self) -> str:
-        """Fingerprint of where and what: base of the journal and idempotency keys."""
+        """Fingerprint of where and what: base of the journal and idempotency keys.
+
+        The ordinal keeps two equal objects of one file apart, even on one line.
+        """
         canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(f"{self.source}\n{canonical}".encode()).hexdigest()
+        where = f"{self.source}#{self.ordinal}"
+        return hashlib.sha256(f"{where}\n{canonical}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -167,13 +172,8 @@ def _json_or_text(raw: str) -> Any:
 def _read_file(path: Path, name: str) -> Iterator[InputItem]:
     try:
         with path.open(encoding="utf-8") as stream:
-            kind = _kind(path, stream)
-            if kind == "jsonl":
-                yield from _json_lines(stream, name)
-            elif kind == "json":
-                yield from _documents([_load_json(stream, name)], name)
-            else:
-                yield from _documents(_load_yaml(stream, name), name)
+            read = _READERS[_kind(path, stream)]
+            yield from _items(read(stream, name), name)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -182,6 +182,13 @@ def _read_file(path: Path, name: str) -> Iterator[InputItem]:
         raise InputError(
             f"{name}: nested too deeply to read (at most {MAX_DEPTH} levels)"
         ) from exc
+
+
+_READERS = {
+    "jsonl": formats.json_lines,
+    "json": formats.json_values,
+    "yaml": formats.yaml_values,
+}
 
 
 def _kind(path: Path, stream: IO[str]) -> str:
@@ -210,57 +217,23 @@ def _sniff(stream: IO[str]) -> str:
     return "json"
 
 
-def _json_lines(stream: IO[str], name: str) -> Iterator[InputItem]:
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        source = f"{name}:{number}"
-        try:
-            body = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source}: not valid JSON: {exc.msg}") from exc
-        except RecursionError as exc:
-            raise InputError(
-                f"{source}: nested deeper than {MAX_DEPTH} levels"
-            ) from exc
-        yield _item(source, body)
+def _items(values: Iterable[tuple[str, Any]], name: str) -> Iterator[InputItem]:
+    """Values as items named `file:line`; a second object on one line adds `#N`."""
+    previous = None
+    for ordinal, (where, body) in enumerate(values, start=1):
+        source = name + where
+        if where and where == previous:
+            source += f"#{ordinal}"
+        previous = where
+        yield _item(source, body, ordinal)
 
 
-def _load_json(stream: IO[str], name: str) -> Any:
-    try:
-        return json.load(stream)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-
-
-def _load_yaml(stream: IO[str], name: str) -> Iterator[Any]:
-    try:
-        yield from yaml.safe_load_all(stream)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise InputError(
-            f"{name}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from exc
-
-
-def _documents(documents: Iterable[Any], name: str) -> Iterator[InputItem]:
-    """A document is one asset, or a list of assets; several documents are numbered."""
-    index = 0
-    for document in documents:
-        if document is None:
-            continue
-        for body in document if isinstance(document, list) else [document]:
-            yield _item(name if index == 0 else f"{name}#{index}", body)
-            index += 1
-
-
-def _item(source: str, body: Any) -> InputItem:
+def _item(source: str, body: Any, ordinal: int = 1) -> InputItem:
     if not isinstance(body, dict):
         raise InputError(f"{source}: expected an object, got {type(body).__name__}")
     if _depth(body) > MAX_DEPTH:
         raise InputError(f"{source}: nested deeper than {MAX_DEPTH} levels")
-    return InputItem(source=source, body=body)
+    return InputItem(source=source, body=body, ordinal=ordinal)
 
 
 def _depth(value: Any) -> int:
