@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import platformdirs
 import yaml
 
@@ -257,6 +256,8 @@ def _load_schema(value: Any, locate: _Locator, where: tuple, base_dir: Path) -> 
         value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(value, dict):
         raise locate.error(where, "schema must be a mapping or a file name")
+    import jsonschema  # here: 30 ms that commands without schemas never pay
+
     try:
         jsonschema.validators.validator_for(value).check_schema(value)
     except jsonschema.SchemaError as exc:

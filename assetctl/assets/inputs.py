@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import jsonschema
-
 from assetctl.assets import formats
 from assetctl.assets.client import check_id
 from assetctl.errors import InputError
@@ -129,7 +127,9 @@ def check_schema(item: InputItem, validator: Any) -> None:
 
 def best_error(body: Any, validator: Any) -> str | None:
     """`field: reason` for the most telling schema violation, or None."""
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(body))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(top)"
@@ -158,7 +158,9 @@ def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
 def _validator(schema: Mapping[str, Any] | None) -> Any:
     if schema is None:
         return None
-    cls = jsonschema.validators.validator_for(schema)
+    from jsonschema.validators import validator_for  # only where a schema is used
+
+    cls = validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
