@@ -2,7 +2,10 @@
 
 Starts Keycloak and the reference API (devstack), takes a service-account token, then
 compares assetctl with a plain sequential loop that opens a new connection per request.
-Run: `python benchmarks/bench_assets.py [--edits 2000] [--assets 10000] [--jobs 8]`.
+Each figure is the median of `--rounds` runs (the two sides alternate), and the load
+average is printed before and after, so a busy machine shows in the output.
+Run: `python benchmarks/bench_assets.py [--edits 2000] [--assets 10000] [--jobs 8]
+[--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -95,12 +98,20 @@ def startup(env: dict) -> dict:
     return figures
 
 
-def report(name: str, count: int, figures: dict) -> None:
-    rate = count / figures["seconds"]
+def report(name: str, count: int, runs: list[dict]) -> None:
+    """The median time of the runs and the highest peak memory among them."""
+    seconds = statistics.median(r["seconds"] for r in runs)
+    peak = max(r["peak_mib"] for r in runs)
+    spread = ", ".join(f"{r['seconds']:.2f}" for r in runs)
     print(
-        f"{name:<40} {count:>6} items {figures['seconds']:7.2f} s "
-        f"{rate:8.0f} items/s  peak {figures['peak_mib']:6.1f} MiB"
+        f"{name:<40} {count:>6} items {seconds:7.2f} s {count / seconds:8.0f} items/s"
+        f"  peak {peak:6.1f} MiB  (runs: {spread})",
+        flush=True,
     )
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run(options: argparse.Namespace) -> None:
@@ -124,19 +135,20 @@ def run(options: argparse.Namespace) -> None:
 def benchmark(
     env: dict, api_url: str, folder: Path, options: argparse.Namespace
 ) -> None:
+    print(f"# {load()}, {os.cpu_count()} cores", flush=True)
     batch = uuid.uuid4().hex
     rows = seed(env, folder, options.edits, batch, options.jobs)
-    ours = edits_file(rows, folder, "ours")
-    theirs = edits_file(rows, folder, "naive")
     jobs = str(options.jobs)
     print(f"# batch edit of {options.edits} datasets (GET for the ETag, then PUT)")
-    edit = [*ASSETCTL, "asset", "edit", "-t", "datasets", str(ours), "-j", jobs]
-    report(f"assetctl asset edit --jobs {jobs}", options.edits, measure(edit, env))
-    report(
-        "sequential loop, new connection each",
-        options.edits,
-        measure([*NAIVE, "edit", api_url, str(theirs)], env),
-    )
+    ours, theirs = [], []
+    for n in range(options.rounds):
+        mine = edits_file(rows, folder, f"ours{n}")
+        edit = [*ASSETCTL, "asset", "edit", "-t", "datasets", str(mine), "-j", jobs]
+        ours.append(measure(edit, env))
+        naive = edits_file(rows, folder, f"naive{n}")
+        theirs.append(measure([*NAIVE, "edit", api_url, str(naive)], env))
+    report(f"assetctl asset edit --jobs {jobs}", options.edits, ours)
+    report("sequential loop, new connection each", options.edits, theirs)
 
     big = uuid.uuid4().hex
     seed(env, folder, options.assets, big, options.jobs)
@@ -152,16 +164,18 @@ def benchmark(
         "-o",
         "jsonl",
     ]
-    report("assetctl asset list -o jsonl", options.assets, measure(listing, env))
-    report(
-        "sequential loop, new connection each",
-        options.assets,
-        measure([*NAIVE, "list", api_url, big], env),
-    )
+    naive = [*NAIVE, "list", api_url, big]
+    ours, theirs = [], []
+    for _ in range(options.rounds):
+        ours.append(measure(listing, env))
+        theirs.append(measure(naive, env))
+    report("assetctl asset list -o jsonl", options.assets, ours)
+    report("sequential loop, new connection each", options.assets, theirs)
 
     print("# start-up (median of 7)")
     for name, seconds in startup(env).items():
         print(f"assetctl {name:<31} {seconds * 1000:7.0f} ms")
+    print(f"# {load()}")
 
 
 def main() -> None:
@@ -169,6 +183,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=2000)
     parser.add_argument("--assets", type=int, default=10000)
     parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     run(parser.parse_args())
 
 
