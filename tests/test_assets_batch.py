@@ -341,3 +341,32 @@ def test_fail_fast_reports_the_rest_as_not_attempted():
         )
     assert len(outcomes) == 50 and summary.total == 50
     assert summary.counts["failed"] + summary.counts[actions.NOT_ATTEMPTED] == 50
+
+
+def test_items_finishing_together_share_an_fsync_and_are_durable_first(
+    tmp_path, monkeypatch
+):
+    import os
+    import time
+
+    synced_sizes = []
+
+    def slow_disk_fsync(fd):
+        time.sleep(0.005)
+        synced_sizes.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(os, "fsync", slow_disk_fsync)
+    reported_before_durable = []
+    with AssetServer() as server, Journal("group", tmp_path) as journal:
+
+        def report(outcome):
+            if synced_sizes[-1] != journal.path.stat().st_size:
+                reported_before_durable.append(outcome)
+
+        summary, _ = run(
+            server, items(200), actions.create_action(), journal=journal, report=report
+        )
+    lines = (tmp_path / "group.jsonl").read_text().splitlines()
+    assert summary.counts["created"] == 200 and len(lines) == 201
+    assert reported_before_durable == []
+    assert len(synced_sizes) < 100  # one per group, not one per item

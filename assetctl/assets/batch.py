@@ -1,8 +1,9 @@
 """Running one action over many items: bounded concurrency, journal, fail-fast, Ctrl-C.
 
 Items are pulled from their generator only as worker slots free up, so memory stays
-flat however many there are. Every finished item is journaled (from this thread)
-before it is reported. Rendering is the caller's `report` callback.
+flat however many there are. Every finished item is journaled (from this thread) and
+made durable before it is reported; items that finish together share one fsync.
+Rendering is the caller's `report` callback.
 """
 
 from __future__ import annotations
@@ -153,8 +154,15 @@ class _Runner:
     def drain(self, *, everything: bool) -> None:
         while self.pending:
             done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._finish(self.pending.pop(future), future.result())
+            finished = [(self.pending.pop(f), f.result()) for f in done]
+            for item, outcome in finished:
+                if outcome.action != "planned":
+                    self.journal.record(
+                        item.digest, outcome.action, outcome.id, sync=False
+                    )
+            self.journal.sync()  # durable before reported, one fsync per group
+            for _, outcome in finished:
+                self._finish(outcome)
             if self.stopping:
                 self._cancel_queued()
             if not everything:
@@ -190,9 +198,7 @@ class _Runner:
                 exit_code=int(exc.exit_code),
             )
 
-    def _finish(self, item: InputItem, outcome: Outcome) -> None:
-        if outcome.action != "planned":
-            self.journal.record(item.digest, outcome.action, outcome.id)
+    def _finish(self, outcome: Outcome) -> None:
         self.summary.add(outcome)
         self._report(outcome)
         failed = outcome.action == "failed"

@@ -99,10 +99,23 @@ class Journal:
         seed = hashlib.sha256(f"{self.run_id}:{digest}".encode()).hexdigest()
         return str(uuid.UUID(seed[:32]))
 
-    def record(self, digest: str, action: str, asset_id: str | None) -> None:
-        # Not added to the in-memory index: it only answers for earlier runs, which
-        # keeps memory flat however long this run is.
-        self._append({"item": digest, "action": action, "id": asset_id})
+    def record(
+        self, digest: str, action: str, asset_id: str | None, *, sync: bool = True
+    ) -> None:
+        """Append one finished item; with `sync=False` it is durable at `sync()`.
+
+        Not added to the in-memory index: that only answers for earlier runs, which
+        keeps memory flat however long this run is.
+        """
+        self._append({"item": digest, "action": action, "id": asset_id}, sync=sync)
+
+    def sync(self) -> None:
+        """Make every recorded item durable: one fsync for the items that finished
+        together (an fsync costs a millisecond or more: one per item held a whole
+        batch back to that pace)."""
+        if self._stream is not None:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
 
     def discard(self) -> None:
         """Forget the batch: it completed, so the same command later is a new batch."""
@@ -137,11 +150,12 @@ class Journal:
             digest = entry["item"]
             self._done[digest] = Entry(digest, entry["action"], entry.get("id"))
 
-    def _append(self, entry: Mapping[str, Any]) -> None:
+    def _append(self, entry: Mapping[str, Any], *, sync: bool = True) -> None:
         assert self._stream is not None
         self._stream.write(json.dumps(entry) + "\n")
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        self._stream.flush()  # a killed process loses nothing flushed
+        if sync:
+            os.fsync(self._stream.fileno())  # nor does a crashed machine
 
 
 def _unusable(path: Path, exc: OSError) -> ConfigError:
@@ -165,7 +179,12 @@ class NoJournal(Journal):
     def __exit__(self, *exc_info: object) -> None:
         return None
 
-    def record(self, digest: str, action: str, asset_id: str | None) -> None:
+    def record(
+        self, digest: str, action: str, asset_id: str | None, *, sync: bool = True
+    ) -> None:
+        return None
+
+    def sync(self) -> None:
         return None
 
     def discard(self) -> None:
