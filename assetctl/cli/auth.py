@@ -18,6 +18,7 @@ from ..auth.tokens import TokenSet
 from ..errors import AuthError, ConfigError, ExitCode, Interrupted, LoginPending
 from . import login_view
 from .context import AppContext
+from .output import reader_may_leave
 
 
 class Output(str, Enum):
@@ -211,9 +212,9 @@ def auth_token(
                 f"the access token (from {authn.source()}) is not a readable JWT",
                 hint="check where it came from",
             )
-        typer.echo(json.dumps(claims, indent=2, sort_keys=True))
+        _out(json.dumps(claims, indent=2, sort_keys=True))
         return
-    typer.echo(tokens.access_token)
+    _out(tokens.access_token)
 
 
 def auth_status(ctx: typer.Context, output: OutputOption = Output.text) -> None:
@@ -221,13 +222,19 @@ def auth_status(ctx: typer.Context, output: OutputOption = Output.text) -> None:
     app_ctx: AppContext = ctx.obj
     info = core.status(app_ctx.authenticator)
     if output is Output.json:
-        typer.echo(json.dumps(info, indent=2, sort_keys=True))
+        _out(json.dumps(info, indent=2, sort_keys=True))
         return
     for label, value in _status_lines(info):
-        typer.echo(f"{label:<16}{value}")
+        _out(f"{label:<16}{value}")
 
 
 # -- helpers
+
+
+def _out(text: str) -> None:
+    """A result on stdout; a reader that stopped early (`| head`) is not an error."""
+    with reader_may_leave():
+        typer.echo(text)
 
 
 def _check_login_flags(
@@ -296,16 +303,12 @@ def _print_pending(authorization: DeviceAuthorization, output: str) -> None:
         "interval": int(authorization.interval),
     }
     if output is Output.json:
-        typer.echo(json.dumps(info, sort_keys=True))
+        _out(json.dumps(info, sort_keys=True))
         return
-    typer.echo(
-        f"Open {info['verification_uri']} and enter the code {info['user_code']}"
-    )
+    _out(f"Open {info['verification_uri']} and enter the code {info['user_code']}")
     if info["verification_uri_complete"]:
-        typer.echo(f"or go straight to {info['verification_uri_complete']}")
-    typer.echo(
-        f"The code expires at {info['expires_at']}. Then run: assetctl login --resume"
-    )
+        _out(f"or go straight to {info['verification_uri_complete']}")
+    _out(f"The code expires at {info['expires_at']}. Then run: assetctl login --resume")
 
 
 def _say_logged_in(app_ctx: AppContext, tokens: TokenSet) -> None:

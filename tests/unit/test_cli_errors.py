@@ -197,3 +197,29 @@ def test_commands_that_need_no_token_never_touch_the_keyring(
     code, _, err, _ = run(*argv, env=SERVER)
     assert code == 0, err
     assert keyring_requests == []
+
+
+@pytest.mark.parametrize("argv", [("token",), ("token", "--decode"), ("status",)])
+def test_a_reader_that_leaves_early_is_not_an_error(argv, tmp_path):
+    import os
+    import subprocess
+
+    import jwt
+
+    token = jwt.encode({"exp": int(time.time()) + 600, "iss": "x"}, "k" * 32)
+    env = {**os.environ, **SERVER, "ASSETCTL_TOKEN": token, "HOME": str(tmp_path)}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` that has already gone
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "assetctl", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
