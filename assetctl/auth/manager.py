@@ -58,6 +58,7 @@ class Authenticator:
         self._credentials = credentials
         self._endpoints: Endpoints | None = None
         self._cached: TokenSet | None = None
+        self._env_tokens: TokenSet | None = None
         self._thread_lock = threading.RLock()
 
     # -- the pieces, made only when first needed (commands without tokens touch none)
@@ -90,15 +91,18 @@ class Authenticator:
         raw = self.env.get(ENV_TOKEN, "").strip()
         if not raw:
             return None
+        if self._env_tokens is not None and self._env_tokens.access_token == raw:
+            return self._env_tokens  # decoded once: batches ask for it per request
         claims = TokenSet(access_token=raw, expires_at=0).claims()
         expires_at = float(claims.get("exp", 0)) or float("inf")
-        return TokenSet(
+        self._env_tokens = TokenSet(
             access_token=raw,
             expires_at=expires_at,
             lifetime=float("inf"),
             issuer=str(claims.get("iss", "")),
             grant="environment",
         )
+        return self._env_tokens
 
     def source(self) -> str:
         if self.env.get(ENV_TOKEN, "").strip():
