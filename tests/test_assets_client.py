@@ -209,3 +209,17 @@ def test_quote_id_refuses_ids_that_leave_the_item_path(bad):
 
     with pytest.raises(InputError):
         quote_id(bad)
+
+
+def test_a_refused_environment_token_says_login_cannot_help(monkeypatch):
+    import requests as _requests
+
+    from assetctl.assets import problems
+
+    response = _requests.Response()
+    response.status_code = 401
+    response._content = b""
+    monkeypatch.setenv("ASSETCTL_TOKEN", "eyJ.x.y")
+    assert "ASSETCTL_TOKEN" in str(problems.error_for(response, "GET /datasets"))
+    monkeypatch.delenv("ASSETCTL_TOKEN")
+    assert "assetctl login" in str(problems.error_for(response, "GET /datasets"))

@@ -6,6 +6,7 @@ RFC 9457 problem details, plain JSON error bodies and text are all reduced to
 
 from __future__ import annotations
 
+import os
 from http import HTTPStatus
 
 import requests
@@ -33,9 +34,12 @@ def error_for(response: requests.Response, what: str) -> ApiError | AuthError:
     message = f"{what}: {describe(response)}"
     status = response.status_code
     if status == 401:
-        return AuthError(
-            message, hint="run `assetctl login` (or check the token's audience)"
-        )
+        if os.environ.get("ASSETCTL_TOKEN", "").strip():
+            # Logging in again cannot help: the variable wins over a stored login.
+            hint = "ASSETCTL_TOKEN was refused; supply a valid token or unset it"
+        else:
+            hint = "run `assetctl login` (or check the token's audience)"
+        return AuthError(message, hint=hint)
     if status == 403:
         return Forbidden(message, status=status, hint="ask for the writer role")
     if status == 404:
