@@ -43,6 +43,10 @@ STORE_HINT = (
 )
 
 
+class StoreTimeout(StorageError):
+    """The store did not answer in time: not worth asking again at once."""
+
+
 class SecretStore(Protocol):
     """A place for small secret strings, by key."""
 
@@ -71,11 +75,21 @@ class KeyringStore:
 
     def get(self, key: str) -> str | None:
         # A writer in another process may swap the pieces while we read: read again.
+        self.backend()  # no keyring at all is final: never worth a second read
         for attempt in range(READ_ATTEMPTS):
-            head = self._read(key)
-            if head is None or not head.startswith(_MANIFEST):
-                return head
-            value = self._read_pieces(key, head)
+            try:
+                head = self._read(key)
+                if head is None or not head.startswith(_MANIFEST):
+                    return head
+                value = self._read_pieces(key, head)
+            except StoreTimeout:
+                raise
+            except StorageError:
+                # Secret Service: an item deleted between search and read says "Item
+                # does not exist" (gnome-keyring 42, seen 2026-12): read again.
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                value = None
             if value is not None:
                 return value
             time.sleep(0.05 * (attempt + 1))
@@ -222,7 +236,7 @@ def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:
     try:
         ok, value = results.get(timeout=timeout)
     except queue.Empty:
-        raise StorageError(
+        raise StoreTimeout(
             f"the {what} did not answer within {timeout:.0f} s", hint=STORE_HINT
         ) from None
     if ok:

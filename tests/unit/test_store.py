@@ -433,3 +433,23 @@ def test_a_reader_racing_a_writer_never_sees_a_torn_value(backend, kstore):
 
     backend.get_password = racing_get
     assert kstore.get("p/tokens") == "b" * 4500
+
+
+def test_a_piece_vanishing_mid_read_is_read_again(backend, kstore):
+    """Secret Service raises, rather than returning None, for an item deleted between
+    its search and its read; another process's rewrite does exactly that."""
+    from keyring.errors import KeyringError
+
+    kstore.set("p/tokens", "a" * 4500)
+    real_get = backend.get_password
+    failures = []
+
+    def flaky_get(service, name):
+        if "#" in name and not failures:
+            failures.append(name)
+            raise KeyringError("Item does not exist!")
+        return real_get(service, name)
+
+    backend.get_password = flaky_get
+    assert kstore.get("p/tokens") == "a" * 4500
+    assert failures
