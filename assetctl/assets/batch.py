@@ -9,9 +9,12 @@ Rendering is the caller's `report` callback.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from assetctl.assets.actions import DONE_EARLIER, NOT_ATTEMPTED, Action, Outcome
@@ -106,9 +109,12 @@ def run_batch(
 ) -> Summary:
     """Apply `action` to every item not already done; return the summary."""
     runner = _Runner(action, client, journal, options, report)
-    with ThreadPoolExecutor(
-        max_workers=options.jobs, thread_name_prefix="asset"
-    ) as pool:
+    with (
+        ctrl_c_at_safe_points(runner.interrupted),
+        ThreadPoolExecutor(
+            max_workers=options.jobs, thread_name_prefix="asset"
+        ) as pool,
+    ):
         try:
             runner.feed(items, pool)
             runner.drain(everything=True)
@@ -119,6 +125,31 @@ def run_batch(
                 hint="run the same command again to do only the rest",
             ) from None
     return runner.summary
+
+
+@contextmanager
+def ctrl_c_at_safe_points(flag: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C only sets `flag`; the runner acts on it between steps.
+
+    A KeyboardInterrupt raised at an arbitrary point can leave a future's lock held
+    inside concurrent.futures.wait, so a worker blocks forever in set_result and the
+    pool never shuts down (seen as a hung batch after Ctrl-C). A second Ctrl-C still
+    interrupts at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Runner:
@@ -136,11 +167,13 @@ class _Runner:
         self.pending: dict[Future, InputItem] = {}
         self.stopping = False
         self.unreachable_in_a_row = 0
+        self.interrupted = threading.Event()
 
     def feed(self, items: Iterable[InputItem], pool: ThreadPoolExecutor) -> None:
         """Submit items as slots free up; once stopping, report the rest unattempted."""
         window = self.options.jobs * 2  # in flight plus one queued each: flat memory
         for item in items:
+            self._check_interrupt()
             if self.stopping:
                 self._not_attempted(item)
                 continue
@@ -153,7 +186,7 @@ class _Runner:
 
     def drain(self, *, everything: bool) -> None:
         while self.pending:
-            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(self.pending, timeout=0.2, return_when=FIRST_COMPLETED)
             finished = [(self.pending.pop(f), f.result()) for f in done]
             for item, outcome in finished:
                 if outcome.action != "planned":
@@ -165,8 +198,14 @@ class _Runner:
                 self._finish(outcome)
             if self.stopping:
                 self._cancel_queued()
-            if not everything:
+            self._check_interrupt()
+            if not everything and done:
                 return
+
+    def _check_interrupt(self) -> None:
+        """Turn a Ctrl-C seen by the signal handler into KeyboardInterrupt, here."""
+        if self.interrupted.is_set() and not self.stopping:
+            raise KeyboardInterrupt
 
     def stop_now(self) -> None:
         """Ctrl-C: drop queued items, let running ones end and journal them."""
