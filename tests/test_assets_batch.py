@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -370,3 +372,27 @@ def test_items_finishing_together_share_an_fsync_and_are_durable_first(
     assert summary.counts["created"] == 200 and len(lines) == 201
     assert reported_before_durable == []
     assert len(synced_sizes) < 100  # one per group, not one per item
+
+
+def test_a_real_sigint_stops_the_batch_between_steps(tmp_path):
+    """SIGINT goes through the handler: the batch ends as Interrupted, journaled."""
+    import signal
+    import threading
+
+    calls = 0
+
+    def slow(client, item, key):
+        nonlocal calls
+        calls += 1
+        if calls == 10:
+            threading.Timer(0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        time.sleep(0.01)
+        return actions.Outcome(item.source, "created", item.source)
+
+    with AssetServer() as server, Journal("sigint", tmp_path) as journal:
+        with pytest.raises(Interrupted):
+            run(server, iter(items(500)), slow, journal=journal, jobs=2)
+    assert calls < 500
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    lines = (tmp_path / "sigint.jsonl").read_text().splitlines()
+    assert len(lines) - 1 == calls  # every item that ran is journaled
