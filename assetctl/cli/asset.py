@@ -125,20 +125,7 @@ def asset_create(
 ) -> None:
     """Create assets from JSON or YAML files; prints the new ids."""
     batch = _Batch(ctx, type_name, "create", jobs, dry_run, output_format)
-    sources = inputs.expand_sources(files)
-    total = inputs.check_items(
-        inputs.read_items(sources),
-        batch.client.type.schema,
-        id_field=batch.client.type.id_field,
-    )
-    batch.run(
-        inputs.read_items(sources),
-        actions.create_action(dry_run),
-        {"sources": _labels(sources)},
-        total,
-        fail_fast,
-        fresh,
-    )
+    _run_files(batch, files, actions.create_action(dry_run), fail_fast, fresh)
 
 
 @asset_app.command("edit")
@@ -200,20 +187,7 @@ def asset_apply(
 ) -> None:
     """Create what is missing, update what differs, keep the rest."""
     batch = _Batch(ctx, type_name, "apply", jobs, dry_run, output_format)
-    sources = inputs.expand_sources(files)
-    total = inputs.check_items(
-        inputs.read_items(sources),
-        batch.client.type.schema,
-        id_field=batch.client.type.id_field,
-    )
-    batch.run(
-        inputs.read_items(sources),
-        actions.apply_action(dry_run),
-        {"sources": _labels(sources)},
-        total,
-        fail_fast,
-        fresh,
-    )
+    _run_files(batch, files, actions.apply_action(dry_run), fail_fast, fresh)
 
 
 @asset_app.command("delete")
@@ -345,3 +319,20 @@ def _pair(text: str, flag: str) -> tuple[str, str]:
     if not sep or not key:
         raise InputError(f"{flag} {text!r}: expected key=value")
     return key, value
+
+
+def _run_files(
+    batch: _Batch,
+    files: list[str],
+    action: actions.Action,
+    fail_fast: bool,
+    fresh: bool,
+) -> None:
+    """Check every input first (nothing is sent if one is bad), then run the batch."""
+    sources = inputs.expand_sources(files)
+    type_ = batch.client.type
+    total = inputs.check_items(
+        inputs.read_items(sources), type_.schema, id_field=type_.id_field
+    )
+    key = {"sources": _labels(sources)}
+    batch.run(inputs.read_items(sources), action, key, total, fail_fast, fresh)
