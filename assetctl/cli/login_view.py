@@ -10,6 +10,7 @@ import time
 import webbrowser
 
 from rich.console import Console
+from rich.panel import Panel
 from rich.text import Text
 
 from ..auth.device_flow import DeviceAuthorization
@@ -18,25 +19,21 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:
-    # Plain lines, not a box: a URL must never be cut at the terminal's edge, and a
-    # whole line copies cleanly. soft_wrap lets the terminal fold long ones.
-    lines = [
-        Text("To sign in to assetctl, open", style="bold"),
-        Text.assemble("  ", (authorization.verification_uri, "bold cyan")),
-        Text.assemble("and enter the code  ", (authorization.user_code, "bold yellow")),
-    ]
+    # The code sits in a panel; the URLs stay plain lines outside it: a URL inside a
+    # box is cut or folded at the terminal's edge, and a whole line copies cleanly.
+    stderr.print(Text("To sign in to assetctl, open", style="bold"))
+    stderr.print(Text.assemble("  ", (authorization.verification_uri, "bold cyan")))
+    code = Text.assemble(
+        "Code  ",
+        (authorization.user_code, "bold yellow"),
+        (f"   expires in {_clock(authorization.seconds_left())}", "dim"),
+    )
+    stderr.print(Panel(code, expand=False))
     if authorization.verification_uri_complete:
-        lines.append(Text("or open this link, which carries the code:"))
-        lines.append(
+        stderr.print(Text("or open this link, which carries the code:"))
+        stderr.print(
             Text.assemble("  ", (authorization.verification_uri_complete, "cyan"))
         )
-    lines.append(
-        Text(
-            f"The code expires in {_clock(authorization.seconds_left())}.", style="dim"
-        )
-    )
-    for line in lines:
-        stderr.print(line)
     if qr and authorization.verification_uri_complete:
         stderr.print(
             _qr_text(authorization.verification_uri_complete),
