@@ -235,6 +235,16 @@ def test_edit_files_without_ids_are_refused(env, capsys):
     assert "no 'id' field" in capsys.readouterr().err
 
 
+def test_edit_id_file_naming_another_asset_is_refused_before_sending(env, capsys):
+    (env / "other.json").write_text('{"id": "t00001", "name": "x"}')
+    with AssetServer() as server:
+        server.seed(2)
+        code = run(server, "asset", "edit", "-t", "things", "t00000", "other.json")
+        assert code == 3
+        assert server.requests == []
+    assert "t00001" in capsys.readouterr().err
+
+
 def test_list_limit_filter_ids_and_table(env, capsys):
     with AssetServer() as server:
         server.seed(12, colour="red")

@@ -171,6 +171,8 @@ def asset_edit(
     total = inputs.check_items(items(), schema if not sets else None, need_id=need_id)
     if asset_id is not None and total != 1:
         raise InputError(f"editing {asset_id!r} needs exactly one asset in the file")
+    if asset_id is not None:
+        _check_same_id(next(iter(items())), asset_id, id_field)
     batch.run(items(), action, key, total, fail_fast, fresh)
 
 
@@ -336,3 +338,15 @@ def _run_files(
     )
     key = {"sources": _labels(sources)}
     batch.run(inputs.read_items(sources), action, key, total, fail_fast, fresh)
+
+
+def _check_same_id(item: inputs.InputItem, asset_id: str, id_field: str) -> None:
+    """`edit ID FILE` where the file names another asset: a mistake, caught before
+    anything is sent."""
+    named = item.body.get(id_field)
+    if named is not None and str(named) != asset_id:
+        raise InputError(
+            f"{item.source}: {id_field} is {named!r}, "
+            f"but the command edits {asset_id!r}",
+            hint=f"remove {id_field} from the file, or edit {named!r}",
+        )
