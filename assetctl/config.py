@@ -128,6 +128,8 @@ def load_settings(
     config = _read_config_file(config_file, explicit=bool(env.get("ASSETCTL_CONFIG")))
     dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
 
+    for name in config.get("profiles", {}):
+        _profile_values(config, name, config_file)  # a typo anywhere is said at once
     profile, profile_source = _choose_profile(flags, env, config)
     layers = [
         ("built-in default", {}),
@@ -145,8 +147,11 @@ def load_settings(
     sources: dict[str, str] = {"profile": profile_source}
     for source, layer in layers:
         for name, value in layer.items():
-            values[name] = value
-            sources[name] = source
+            if isinstance(value, tuple):  # from a variable: name it, for error messages
+                value, variable = value
+                values[name], sources[name] = value, f"{source} {variable}"
+            else:
+                values[name], sources[name] = value, source
 
     values.pop("profile", None)
     return _build(profile, values, sources, config_file)
@@ -172,13 +177,14 @@ def _choose_profile(
 
 def _env_values(
     env: Mapping[str, str], *, legacy: bool, only_legacy: bool = False
-) -> dict[str, str]:
+) -> dict[str, tuple[str, str]]:
+    """Setting name -> (value, the variable it came from)."""
     values = {}
     for name, (new, old) in ENV_NAMES.items():
         if not only_legacy and env.get(new):
-            values[name] = env[new]
+            values[name] = (env[new], new)
         elif legacy and old and env.get(old):
-            values[name] = env[old]
+            values[name] = (env[old], old)
     return values
 
 

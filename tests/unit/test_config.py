@@ -341,3 +341,21 @@ def test_assetctl_config_naming_a_missing_file_warns(tmp_path, caplog):
         {}, env={"ASSETCTL_CONFIG": str(tmp_path / "gone.toml")}, cwd=tmp_path
     )
     assert "does not exist" in caplog.text
+
+
+def test_a_mistake_in_another_profile_is_reported_at_once(tmp_path):
+    path = write_config(
+        tmp_path,
+        '[profiles.default]\nrealm = "r"\n\n[profiles.prod]\nserver_ulr = "https://x"\n',
+    )
+    with pytest.raises(
+        ConfigError, match="profile 'prod' has unknown key 'server_ulr'"
+    ):
+        load_settings({}, env={"ASSETCTL_CONFIG": str(path)}, cwd=tmp_path)
+
+
+def test_sources_name_the_variable(tmp_path):
+    env = {"ASSETCTL_CONFIG": str(tmp_path / "none.toml"), "KEYCLOAK_REALM": "r"}
+    s = load_settings({}, env={**env, "ASSETCTL_TIMEOUT": "5"}, cwd=tmp_path)
+    assert s.sources["realm"] == "old script variable KEYCLOAK_REALM"
+    assert s.sources["timeout"] == "environment ASSETCTL_TIMEOUT"
