@@ -18,9 +18,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import filelock
 import platformdirs
 
 from ..config import APP_NAME, Settings
@@ -72,8 +74,45 @@ class KeyringStore:
         self.timeout = timeout
         self._backend = backend
         self.description = "system keyring"
+        self._lock: filelock.BaseFileLock | None = None
+
+    # One process at a time talks to the keyring: gnome-keyring (42 and 50) aborts when
+    # many clients open Secret Service sessions at once, and comes back locked (seen
+    # here with 16 processes, 2026-12; upstream gnome-keyring #190, #196, #199).
 
     def get(self, key: str) -> str | None:
+        with self._serialised():
+            return self._get_unlocked(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._serialised():
+            self._set_unlocked(key, value)
+
+    def delete(self, key: str) -> bool:
+        with self._serialised():
+            return self._delete_unlocked(key)
+
+    def _serialised(self) -> AbstractContextManager[object]:
+        if self._lock is None:
+            folder = Path(platformdirs.user_state_dir(APP_NAME)) / "locks"
+            try:
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError:
+                log.debug("no lock folder %s; keyring calls not serialised", folder)
+                return nullcontext()
+            self._lock = filelock.FileLock(
+                folder / "keyring.lock", timeout=self.timeout
+            )
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise StoreTimeout(
+                f"another assetctl process held the keyring for {self.timeout:.0f} s",
+                hint=STORE_HINT,
+            ) from None
+        return _Release(self._lock)
+
+    def _get_unlocked(self, key: str) -> str | None:
         # A writer in another process may swap the pieces while we read: read again.
         self.backend()  # no keyring at all is final: never worth a second read
         for attempt in range(READ_ATTEMPTS):
@@ -96,7 +135,7 @@ class KeyringStore:
         log.warning("the keyring entry %s is incomplete; ignoring it", key)
         return None
 
-    def set(self, key: str, value: str) -> None:
+    def _set_unlocked(self, key: str, value: str) -> None:
         old_head = self._read(key)
         if old_head is not None and self._same(key, old_head, value):
             log.debug("keyring entry %s unchanged; not rewriting it", key)
@@ -114,7 +153,7 @@ class KeyringStore:
             self._write(key, f"{_MANIFEST}{len(pieces)}:{digest}")
         self._delete_pieces(key, old_head, keep=value)
 
-    def delete(self, key: str) -> bool:
+    def _delete_unlocked(self, key: str) -> bool:
         head = self._read(key)
         if head is None:
             return False
@@ -220,6 +259,19 @@ class FileStore:
 
     def _path(self, key: str) -> Path:
         return self.folder / (key.replace("/", "__") + ".json")
+
+
+class _Release:
+    """Releases an already acquired lock on leaving the `with` block."""
+
+    def __init__(self, lock: filelock.BaseFileLock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> object:
+        return self.lock
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
 
 
 def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:

@@ -419,7 +419,8 @@ def test_call_with_timeout_passes_results_through_and_keeps_interrupts():
 
 
 def test_a_reader_racing_a_writer_never_sees_a_torn_value(backend, kstore):
-    """Another process rewrites the value between our manifest read and piece reads."""
+    """A writer that does not take the keyring lock (no lock folder, an older build)
+    rewrites the value between our manifest read and piece reads."""
     kstore.set("p/tokens", "a" * 4500)
     real_get = backend.get_password
     swapped = []
@@ -428,7 +429,8 @@ def test_a_reader_racing_a_writer_never_sees_a_torn_value(backend, kstore):
         value = real_get(service, name)
         if name == "p/tokens" and not swapped:
             swapped.append(True)
-            kstore.set("p/tokens", "b" * 4500)  # the writer wins the race
+            writer = KeyringStore(timeout=5, backend=backend)
+            writer._set_unlocked("p/tokens", "b" * 4500)  # the writer wins the race
         return value
 
     backend.get_password = racing_get
@@ -453,3 +455,38 @@ def test_a_piece_vanishing_mid_read_is_read_again(backend, kstore):
     backend.get_password = flaky_get
     assert kstore.get("p/tokens") == "a" * 4500
     assert failures
+
+
+def test_keyring_calls_of_two_stores_never_overlap(backend):
+    """Two stores stand for two processes: the second waits for the first's call
+    (gnome-keyring aborts under bursts of concurrent sessions)."""
+    import threading
+    import time as _time
+
+    first, second = (
+        KeyringStore(timeout=5, backend=backend),
+        KeyringStore(timeout=5, backend=backend),
+    )
+    first.set("p/tokens", "v")
+    inside = threading.Event()
+    overlap = []
+    real_get = backend.get_password
+
+    def slow_get(service, name):
+        if inside.is_set():
+            overlap.append(name)
+        inside.set()
+        _time.sleep(0.2)
+        inside.clear()
+        return real_get(service, name)
+
+    backend.get_password = slow_get
+    threads = [
+        threading.Thread(target=store.get, args=("p/tokens",))
+        for store in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlap == []
