@@ -25,11 +25,11 @@ from devstack.procs import log_tail, spawn, stop_group
 
 log = logging.getLogger(__name__)
 
-# TODO: the notes ask for >= 26.7.5 (a device-grant fix: tokens were issued to
-# brute-force-locked users). Maven Central serves keycloak-quarkus-dist only up to
-# 26.7.3 (checked 2026-12); our dev realm has brute-force protection off, so the flaw
-# does not apply here. Bump when 26.7.5 or later is served.
-KEYCLOAK_VERSION = "26.7.3"
+# 26.7.5 carries the device-grant fix the notes ask for (tokens were issued to
+# brute-force-locked users). The 26.8 line is not on the Maven Central mirror these
+# machines reach (26.8.0-26.8.2 answer 404, checked 2026-12-03); 26.7.5 is the newest
+# served release that has the fix.
+KEYCLOAK_VERSION = "26.7.5"
 MAVEN_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy"
 
 REALM = "assetctl"
