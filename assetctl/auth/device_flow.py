@@ -43,6 +43,8 @@ class DeviceAuthorization:
     code_verifier: str | None = field(default=None, repr=False)
     # Earliest moment the next poll may go out: kept across processes (`--resume`).
     next_poll_at: float = 0.0
+    # Polls in a row that got no answer; each one doubles the wait (RFC 8628 s. 3.5).
+    failures: int = 0
 
     def __post_init__(self) -> None:
         register_secret(self.device_code)
@@ -192,12 +194,16 @@ def _pending_or_raise(
 ) -> Pending:
     error, description = oauth_error(response)
     if error == "authorization_pending":
-        return Pending(replace(authorization, next_poll_at=at + authorization.interval))
+        return Pending(
+            replace(authorization, next_poll_at=at + authorization.interval, failures=0)
+        )
     if error == "slow_down" or response.status_code == 429:
         interval = authorization.interval + SLOW_DOWN_STEP
         log.info("server asked to slow down; polling every %.0f s", interval)
         return Pending(
-            replace(authorization, interval=interval, next_poll_at=at + interval)
+            replace(
+                authorization, interval=interval, next_poll_at=at + interval, failures=0
+            )
         )
     if error == "access_denied":
         raise AccessDenied(
@@ -226,8 +232,11 @@ def _pending_or_raise(
 
 
 def _backoff(authorization: DeviceAuthorization, at: float) -> Pending:
-    wait = min(max(authorization.interval * 2, 5.0), MAX_BACKOFF)
-    return Pending(replace(authorization, next_poll_at=at + wait))
+    # Doubling from the interval, capped so that a server coming back within the
+    # code's lifetime is still polled in time for the person who approved.
+    failures = authorization.failures + 1
+    wait = min(max(authorization.interval, 1.0) * 2**failures, MAX_BACKOFF)
+    return Pending(replace(authorization, next_poll_at=at + wait, failures=failures))
 
 
 def _authorization_error(response: requests.Response, client_id: str) -> LoginError:

@@ -365,10 +365,10 @@ def test_server_errors_and_network_failures_are_retried_without_losing_the_login
     tokens = wait(session, endpoints, authorization(clock), clock)
 
     assert tokens.access_token == "at-from-device-login"
-    # First wait is the interval; each failure backs off longer than the interval;
-    # after the blip the server's interval applies again, unchanged.
+    # First wait is the interval; failures in a row double the wait (RFC 8628
+    # section 3.5); after the blip the server's interval applies again, unchanged.
     assert clock.sleeps[0] == 5
-    assert all(delay > 5 for delay in clock.sleeps[1:5])
+    assert clock.sleeps[1:5] == [10, 20, 40, 60]
     assert clock.sleeps[5] == 5
     polls = [form(call) for call in rsps.calls]
     assert {p["device_code"] for p in polls} == {"dc-secret-0123456789"}
@@ -384,7 +384,25 @@ def test_failures_until_expiry_end_in_expired_not_a_loop(
 
     with pytest.raises(DeviceCodeExpired):
         wait(session, endpoints, auth, clock)
-    assert 1 <= len(rsps.calls) <= 24
+    # Polls at +5, then waits of 10, 20, 40 and 60 s: the last one would land past
+    # expiry.
+    assert len(rsps.calls) == 4
+
+
+def test_a_pending_login_keeps_its_backoff_across_processes(
+    rsps, session, endpoints, clock
+):
+    # `--resume --once` runs one poll per process: the failure count travels with the
+    # stored authorization, so a script looping on a down server still backs off.
+    rsps.add(
+        responses.POST, TOKEN_URL, body=requests.exceptions.ConnectionError("down")
+    )
+    auth = authorization(clock)
+
+    for expected_wait in (10, 20, 40):
+        outcome = device_flow.poll_once(session, endpoints, auth, now=clock.now)
+        auth = DeviceAuthorization.from_json(outcome.authorization.to_json())
+        assert auth.next_poll_at - clock.now() == expected_wait
 
 
 def test_an_expired_code_is_not_polled(rsps, session, endpoints, clock):
