@@ -73,10 +73,11 @@ def _is_message(attr: dict[str, str]) -> bool:
 class _Browser:
     """Follows redirects by hand and carries cookies itself.
 
-    Keycloak marks its login cookies `Secure` even on http://127.0.0.1 (loopback counts
-    as a secure context; seen on 26.7.3 and 26.7.5, 2026-12). requests' cookie jar then never sends
-    them back over http, and the login fails with `cookie_not_found`. A cookie policy on
-    the session does not help: requests copies cookies into a fresh jar per request.
+    Keycloak marks its login cookies `Secure` even on http://127.0.0.1 (loopback
+    counts as a secure context; seen on 26.7.3 and 26.7.5, 2026-12). requests' cookie
+    jar then never sends them back over http, and the login fails with
+    `cookie_not_found`. A cookie policy on the session does not help: requests copies
+    cookies into a fresh jar per request.
     """
 
     def __init__(self) -> None:
