@@ -26,7 +26,13 @@ E2E_FIXTURES = {"keycloak", "asset_api", "secret_service", "approve", "cli_env"}
 TEST_CLIENT_ID = "assetctl-cli-test"
 DEMO_USER = ("demo", "demo-password")
 INHERITED_PREFIXES_DROPPED = ("ASSETCTL_", "KEYCLOAK_", "DBUS_", "GNOME_KEYRING")
-INHERITED_DROPPED = {"PYTHON_KEYRING_BACKEND", "DISPLAY", "XDG_RUNTIME_DIR"}
+INHERITED_DROPPED = {
+    "PYTHON_KEYRING_BACKEND",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "BROWSER",
+    "XDG_RUNTIME_DIR",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

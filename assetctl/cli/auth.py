@@ -137,9 +137,11 @@ def auth_login(
     authorization = core.start_device_login(authn, offline=offline, use_pkce=pkce)
     login_view.show_device_code(authorization, qr=qr)
     if browser or (browser is None and login_view.has_display()):
-        login_view.open_browser(
+        opened = login_view.open_browser(
             authorization.verification_uri_complete or authorization.verification_uri
         )
+        if browser and not opened:
+            login_view.stderr.print("No browser could be opened; open the link above.")
 
     countdown = login_view.Countdown()
     try:

@@ -43,7 +43,10 @@ def show_device_code(authorization: DeviceAuthorization, *, qr: bool) -> None:
 
 
 def open_browser(url: str | None) -> bool:
-    if not url or not has_display():
+    """Open `url` in the user's browser; the caller decides whether one should be
+    tried (an explicit `--browser` tries even without a display: BROWSER may name a
+    terminal browser)."""
+    if not url:
         return False
     try:
         return webbrowser.open(url, new=2)
@@ -58,9 +61,8 @@ def has_display() -> bool:
 
 
 class Countdown:
-    """A one-line status on stderr, on a terminal only: time left until the code
-    expires,
-    recomputed at every refresh of the spinner."""
+    """A one-line status on stderr, on a terminal only: the time left until the code
+    expires, recomputed at every refresh of the spinner."""
 
     def __init__(self) -> None:
         live = stderr.is_terminal and not stderr.is_dumb_terminal
