@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -56,6 +57,9 @@ STRING_SETTINGS = {
     "token_store",
     "scope",
 }
+
+
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ def load_settings(
     dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
 
     for name in config.get("profiles", {}):
+        _checked_profile(name, f"config file {config_file}: [profiles]")
         _profile_values(config, name, config_file)  # a typo anywhere is said at once
     profile, profile_source = _choose_profile(flags, env, config)
     layers = [
@@ -160,10 +165,11 @@ def load_settings(
 def _choose_profile(
     flags: Mapping[str, Any], env: Mapping[str, str], config: Mapping[str, Any]
 ) -> tuple[str, str]:
-    if flags.get("profile"):
-        return str(flags["profile"]), "flag"
+    if flags.get("profile") is not None:
+        return _checked_profile(str(flags["profile"]), "--profile"), "flag"
     if env.get("ASSETCTL_PROFILE"):
-        return env["ASSETCTL_PROFILE"], "env ASSETCTL_PROFILE"
+        name = _checked_profile(env["ASSETCTL_PROFILE"], "ASSETCTL_PROFILE")
+        return name, "env ASSETCTL_PROFILE"
     if config.get("default_profile"):
         name = str(config["default_profile"])
         if name not in config.get("profiles", {}):
@@ -173,6 +179,18 @@ def _choose_profile(
             )
         return name, "config file default_profile"
     return "default", "built-in default"
+
+
+def _checked_profile(name: str, where: str) -> str:
+    # Profile names become key and file names in the token store and lock folder:
+    # "a/b" and "a__b" must never share tokens.
+    if not PROFILE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: '{name}' is not a profile name",
+            hint="use letters, digits, '.', '_' and '-' (up to 64), "
+            "starting with a letter or digit",
+        )
+    return name
 
 
 def _env_values(

@@ -45,6 +45,8 @@ class DeviceAuthorization:
     next_poll_at: float = 0.0
     # Polls in a row that got no answer; each one doubles the wait (RFC 8628 s. 3.5).
     failures: int = 0
+    # The realm URL the login was started at, when it differs from `issuer`.
+    realm_url: str = ""
 
     def __post_init__(self) -> None:
         register_secret(self.device_code)
@@ -116,6 +118,7 @@ def request_authorization(
             expires_at=started + float(body.get("expires_in") or 600),
             interval=interval,
             issuer=endpoints.issuer,
+            realm_url=endpoints.realm_url,
             client_id=client_id,
             code_verifier=verifier,
             next_poll_at=started + interval,
@@ -157,7 +160,8 @@ def poll_once(
     if response.status_code == 200:
         return TokenSet.from_response(
             token_body(response),
-            issuer=endpoints.issuer,
+            issuer=authorization.issuer,
+            realm_url=authorization.realm_url,
             client_id=authorization.client_id,
             now=now(),
         )

@@ -26,7 +26,7 @@ from ..errors import (
 from . import device_flow, oidc
 from .device_flow import DeviceAuthorization, Pending
 from .manager import ENV_TOKEN, Authenticator
-from .tokens import TokenSet
+from .tokens import TokenSet, same_realm
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,16 @@ def start_device_login(
 
 
 def complete_login(authn: Authenticator, tokens: TokenSet) -> TokenSet:
-    authn.store_login(tokens)
+    """Store a new login; the one it replaces is ended on its server, so a second
+    login leaves no orphaned session behind (best effort: the new one counts)."""
+    with authn.lock():
+        previous = authn.credentials.load_tokens()
+        authn.store_login(tokens)
+    if previous is not None and previous.refresh_token != tokens.refresh_token:
+        how, ended = end_server_session(authn, previous)
+        log.info("the previous login's server session: %s", how)
+        if not ended:
+            log.warning("the previous login's server session may live on: %s", how)
     return tokens
 
 
@@ -76,8 +85,10 @@ def run_device_login(
 
 
 def save_pending(authn: Authenticator, authorization: DeviceAuthorization) -> None:
-    """Keep a pending login for `--resume`; a new one replaces the old."""
-    authn.credentials.save_pending(authorization)
+    """Keep a pending login for `--resume`; a new one replaces the old. Under the
+    profile's lock, so a poll of the old one in flight cannot write it back."""
+    with authn.lock():
+        authn.credentials.save_pending(authorization)
 
 
 def load_pending(authn: Authenticator) -> DeviceAuthorization:
@@ -87,9 +98,8 @@ def load_pending(authn: Authenticator) -> DeviceAuthorization:
             f"no pending login for profile '{authn.settings.profile}'",
             hint="start one with `assetctl login --no-wait`",
         )
-    if (
-        pending.issuer.rstrip("/") != authn.settings.issuer.rstrip("/")
-        or pending.client_id != authn.settings.client_id
+    if pending.client_id != authn.settings.client_id or not same_realm(
+        authn.settings.issuer, pending.issuer, pending.realm_url
     ):
         raise NotFound(
             f"the pending login of profile '{authn.settings.profile}' is for "
@@ -112,43 +122,50 @@ def resume_device_login(
     """Go on with the stored pending login: one poll (`once`), or until done."""
     deadline = None if timeout is None else time.time() + timeout
     while True:
-        outcome = _poll_pending_locked(
-            authn, on_wait=on_wait, sleep=sleep, deadline=deadline
-        )
+        outcome = _poll_pending(authn, on_wait=on_wait, sleep=sleep, deadline=deadline)
         if isinstance(outcome, TokenSet) or once:
             return outcome
         if deadline is not None and outcome.authorization.next_poll_at > deadline:
             return outcome
 
 
-def _poll_pending_locked(
+def _poll_pending(
     authn: Authenticator,
     *,
     on_wait: Callable[[DeviceAuthorization], None] | None,
     sleep: Callable[[float], None],
     deadline: float | None,
 ) -> TokenSet | Pending:
-    with authn.lock():
-        # Read under the lock: another process may just have polled and moved the clock.
-        pending = load_pending(authn)
-        delay = max(0.0, pending.next_poll_at - time.time())
+    """One poll once the server's interval has passed. The wait happens outside the
+    profile's lock, so other commands of the profile never queue behind it."""
+    while True:
+        with authn.lock():
+            # Read under the lock: another process may just have polled, moving the
+            # clock, or replaced the pending login with a new one.
+            pending = load_pending(authn)
+            delay = pending.next_poll_at - time.time()
+            if delay <= 0:
+                return _poll_now(authn, pending)
         if deadline is not None and time.time() + delay > deadline:
             return Pending(pending)
         if on_wait:
             on_wait(pending)
         sleep(delay)
 
-        try:
-            outcome = device_flow.poll_once(authn.session, authn.endpoints(), pending)
-        except (AccessDenied, DeviceCodeExpired):
-            authn.credentials.delete_pending()
-            raise
-        if isinstance(outcome, TokenSet):
-            authn.store_login(outcome)
-            authn.credentials.delete_pending()
-            return outcome
-        authn.credentials.save_pending(outcome.authorization)
+
+def _poll_now(authn: Authenticator, pending: DeviceAuthorization) -> TokenSet | Pending:
+    """Poll and record the outcome; the caller holds the profile's lock."""
+    try:
+        outcome = device_flow.poll_once(authn.session, authn.endpoints(), pending)
+    except (AccessDenied, DeviceCodeExpired):
+        authn.credentials.delete_pending()
+        raise
+    if isinstance(outcome, TokenSet):
+        complete_login(authn, outcome)
+        authn.credentials.delete_pending()
         return outcome
+    authn.credentials.save_pending(outcome.authorization)
+    return outcome
 
 
 def login_with_client_credentials(authn: Authenticator, secret: str) -> TokenSet:
@@ -168,35 +185,48 @@ class LogoutResult:
     removed: bool
     server: str  # how the server session ended, or why it was not
     server_ok: bool
+    removed_pending: bool = False
 
 
 def logout(authn: Authenticator) -> LogoutResult:
     """End the session on the server when possible; always remove local tokens."""
-    tokens = authn.credentials.load_tokens()
-    server, server_ok = "nothing stored", True
-    if tokens is not None and tokens.refresh_token:
-        try:
-            server, server_ok = (
-                oidc.end_session(authn.session, authn.endpoints(), tokens),
-                True,
-            )
-        except NetworkError as exc:
-            server, server_ok = f"server not reached ({exc.message})", False
-        except Exception as exc:  # noqa: BLE001 - local removal must happen regardless
-            server, server_ok = f"server refused ({exc})", False
-    elif tokens is not None:
-        server = "no server session (service account token)"
+    # Under the profile's lock: a refresh finishing meanwhile would store its new
+    # tokens after we removed the old ones, and the login would come back.
+    with authn.lock():
+        tokens = authn.credentials.load_tokens()
+        server, server_ok = end_server_session(authn, tokens)
+        removed = authn.credentials.delete_tokens()
+        removed_pending = authn.credentials.delete_pending()
+    return LogoutResult(
+        removed=removed,
+        server=server,
+        server_ok=server_ok,
+        removed_pending=removed_pending,
+    )
 
-    removed = authn.credentials.delete_tokens()
-    authn.credentials.delete_pending()
-    return LogoutResult(removed=removed, server=server, server_ok=server_ok)
+
+def end_server_session(
+    authn: Authenticator, tokens: TokenSet | None
+) -> tuple[str, bool]:
+    """End `tokens`' session at the server that issued them; (how, whether it did)."""
+    if tokens is None:
+        return "nothing stored", True
+    if not tokens.refresh_token:
+        return "no server session (service account token)", True
+    try:
+        endpoints = authn.endpoints_for(tokens)
+        return oidc.end_session(authn.session, endpoints, tokens), True
+    except NetworkError as exc:
+        return f"server not reached ({exc.message})", False
+    except Exception as exc:  # noqa: BLE001 - local removal must happen regardless
+        return f"server refused ({exc})", False
 
 
 def status(authn: Authenticator) -> dict[str, Any]:
     """Everything `assetctl status` shows; `NotLoggedIn` when there is no login."""
     settings = authn.settings
     env_tokens = authn.env_token()
-    tokens = env_tokens if env_tokens is not None else authn.stored_tokens()
+    tokens = env_tokens if env_tokens is not None else _current_tokens(authn)
     claims = tokens.claims()
     if env_tokens is not None:
         # It cannot be refreshed: an unreadable or expired one is as good as none.
@@ -230,6 +260,20 @@ def status(authn: Authenticator) -> dict[str, Any]:
         if env_tokens is None
         else "not stored",
     }
+
+
+def _current_tokens(authn: Authenticator) -> TokenSet:
+    """The stored set, refreshed if its access token ran out: a session the server
+    ended shows as ended, not as a login with an expired token. Offline, the stored
+    set is shown as it is."""
+    stored = authn.stored_tokens()
+    if stored.is_fresh():
+        return stored
+    try:
+        return authn.valid_tokens()
+    except NetworkError as exc:
+        log.warning("cannot check the session with the server (%s)", exc.message)
+        return stored
 
 
 def who(tokens: TokenSet) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import filelock
@@ -60,6 +61,7 @@ class Authenticator:
         self._cached: TokenSet | None = None
         self._env_tokens: TokenSet | None = None
         self._thread_lock = threading.RLock()
+        self._file_lock: filelock.BaseFileLock | None = None
 
     # -- the pieces, made only when first needed (commands without tokens touch none)
 
@@ -79,10 +81,32 @@ class Authenticator:
 
     def endpoints(self) -> Endpoints:
         if self._endpoints is None:
-            issuer = self.settings.issuer
-            check_transport(issuer, self.settings, "Keycloak server")
-            self._endpoints = oidc.discover(self.session, issuer)
+            self._endpoints = self._discover(self.settings.issuer)
         return self._endpoints
+
+    def endpoints_for(self, tokens: TokenSet) -> Endpoints:
+        """The endpoints of the realm that issued `tokens`, which may not be the one
+        configured now (`--server-url` changed since the login): their refresh token
+        goes back only to its own server."""
+        if tokens.made_at(self.settings.issuer, tokens.client_id):
+            return self.endpoints()
+        return self._discover(tokens.realm_url or tokens.issuer)
+
+    def _discover(self, realm_url: str) -> Endpoints:
+        check_transport(realm_url, self.settings, "Keycloak server")
+        endpoints = oidc.discover(self.session, realm_url)
+        # Secrets go to these URLs: a discovery document may not send them elsewhere
+        # over plain http.
+        for url in (
+            endpoints.token,
+            endpoints.device_authorization,
+            endpoints.revocation,
+            endpoints.end_session,
+            endpoints.jwks_uri,
+        ):
+            if url:
+                check_transport(url, self.settings, "Keycloak endpoint")
+        return endpoints
 
     # -- tokens
 
@@ -118,10 +142,7 @@ class Authenticator:
                 f"not logged in (profile '{self.settings.profile}')",
                 hint="run `assetctl login`",
             )
-        if (
-            tokens.issuer.rstrip("/") != issuer.rstrip("/")
-            or tokens.client_id != self.settings.client_id
-        ):
+        if not tokens.made_at(issuer, self.settings.client_id):
             raise NotLoggedIn(
                 f"the stored login of profile '{self.settings.profile}' is for "
                 f"{tokens.issuer} (client {tokens.client_id}), not {issuer} "
@@ -185,23 +206,16 @@ class Authenticator:
     # -- internals
 
     def _refresh_locked(self, min_valid: float, rejected: str | None) -> TokenSet:
-        try:
-            with self.lock():
-                # Another process may have refreshed while we waited: use its result.
-                tokens = self.stored_tokens()
-                stale = rejected is not None and tokens.access_token == rejected
-                if not stale and tokens.is_fresh(min_valid):
-                    log.debug("another process refreshed the tokens meanwhile")
-                    return tokens
-                fresh = self._renew(tokens)
-                # Rotation: the old refresh token is spent now; keep the new one first.
-                self.credentials.save_tokens(fresh)
-        except filelock.Timeout as exc:
-            raise AuthError(
-                "another assetctl process has held the token lock for "
-                f"{LOCK_TIMEOUT:.0f} s",
-                hint="wait for it to finish, then try again",
-            ) from exc
+        with self.lock():
+            # Another process may have refreshed while we waited: use its result.
+            tokens = self.stored_tokens()
+            stale = rejected is not None and tokens.access_token == rejected
+            if not stale and tokens.is_fresh(min_valid):
+                log.debug("another process refreshed the tokens meanwhile")
+                return tokens
+            fresh = self._renew(tokens)
+            # Rotation: the old refresh token is spent now; keep the new one first.
+            self.credentials.save_tokens(fresh)
 
         if not fresh.is_fresh(min_valid):
             raise AuthError(
@@ -245,7 +259,29 @@ class Authenticator:
             )
         return tokens
 
-    def lock(self) -> filelock.BaseFileLock:
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """The profile's cross-process lock around whatever changes its stored
+        entries. Re-entrant within this object: one lock file, one counter."""
+        if self._file_lock is None:
+            self._file_lock = filelock.FileLock(
+                self._lock_folder() / f"{self.settings.profile}.lock",
+                timeout=LOCK_TIMEOUT,
+            )
+        try:
+            self._file_lock.acquire()
+        except filelock.Timeout as exc:
+            raise AuthError(
+                "another assetctl process has held the lock of profile "
+                f"'{self.settings.profile}' for {LOCK_TIMEOUT:.0f} s",
+                hint="wait for it to finish, then try again",
+            ) from exc
+        try:
+            yield
+        finally:
+            self._file_lock.release()
+
+    def _lock_folder(self) -> Path:
         folder = Path(platformdirs.user_state_dir(APP_NAME)) / "locks"
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -254,9 +290,7 @@ class Authenticator:
                 f"cannot create the lock folder {folder}: {exc.strerror}",
                 hint="check XDG_STATE_HOME and the folder's permissions",
             ) from exc
-        return filelock.FileLock(
-            folder / f"{self.settings.profile}.lock", timeout=LOCK_TIMEOUT
-        )
+        return folder
 
 
 def read_client_secret(env: Mapping[str, str], path: str | None = None) -> str | None:

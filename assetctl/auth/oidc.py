@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 class Endpoints:
     issuer: str
     token: str
+    # Where discovery was asked (the configured server URL and realm). It can differ
+    # from `issuer` behind a proxy or when Keycloak's --hostname names another host.
+    realm_url: str = ""
     device_authorization: str | None = None
     revocation: str | None = None
     end_session: str | None = None
@@ -67,6 +70,7 @@ def discover(session: requests.Session, issuer: str) -> Endpoints:
         )
     return Endpoints(
         issuer=doc.get("issuer", issuer),
+        realm_url=issuer,
         token=token,
         device_authorization=doc.get("device_authorization_endpoint"),
         revocation=doc.get("revocation_endpoint"),
@@ -140,6 +144,7 @@ def refresh(
         return TokenSet.from_response(
             token_body(response),
             issuer=tokens.issuer,
+            realm_url=tokens.realm_url,
             client_id=tokens.client_id,
             previous=tokens,
         )
@@ -174,7 +179,10 @@ def client_credentials(
     response = post_form(session, endpoints.token, data, auth=(client_id, secret))
     if response.status_code == 200:
         return TokenSet.from_response(
-            token_body(response), issuer=endpoints.issuer, client_id=client_id
+            token_body(response),
+            issuer=endpoints.issuer,
+            realm_url=endpoints.realm_url,
+            client_id=client_id,
         )
 
     error, description = oauth_error(response)

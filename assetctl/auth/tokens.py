@@ -37,6 +37,8 @@ class TokenSet:
     issuer: str = ""
     client_id: str = ""
     obtained_at: float = 0.0
+    # The realm URL the login was made at, when it differs from `issuer`.
+    realm_url: str = ""
     # "device" or "client_credentials": how to get a new set when this one runs out.
     grant: str = "device"
 
@@ -51,6 +53,7 @@ class TokenSet:
         *,
         issuer: str,
         client_id: str,
+        realm_url: str = "",
         previous: TokenSet | None = None,
         now: float | None = None,
         grant: str | None = None,
@@ -73,6 +76,7 @@ class TokenSet:
             token_type=str(body.get("token_type", "Bearer")),
             issuer=issuer,
             client_id=client_id,
+            realm_url=realm_url,
             obtained_at=now,
             grant=grant or (previous.grant if previous else "device"),
         )
@@ -95,6 +99,11 @@ class TokenSet:
             return False
         return self.refresh_expires_at <= (time.time() if now is None else now)
 
+    def made_at(self, realm_url: str, client_id: str) -> bool:
+        return client_id == self.client_id and same_realm(
+            realm_url, self.issuer, self.realm_url
+        )
+
     def with_updates(self, **changes: Any) -> TokenSet:
         return replace(self, **changes)
 
@@ -115,3 +124,10 @@ class TokenSet:
         data = json.loads(text)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def same_realm(realm_url: str, issuer: str, recorded_realm_url: str = "") -> bool:
+    """Whether something issued by `issuer`, obtained at `recorded_realm_url`, belongs
+    to the realm configured as `realm_url`: either name of the realm counts."""
+    wanted = realm_url.rstrip("/")
+    return wanted in {issuer.rstrip("/"), recorded_realm_url.rstrip("/")} - {""}

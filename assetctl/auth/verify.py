@@ -3,12 +3,13 @@ issuer, expiry and, when one is named, audience."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jwt
+import requests
 
 from ..errors import AuthError, ConfigError
+from ..http import send
 from .manager import Authenticator
 
 ALGORITHMS = [
@@ -27,15 +28,14 @@ ALGORITHMS = [
 def verify_access_token(
     authn: Authenticator, token: str, audience: str | None
 ) -> dict[str, Any]:
-    audience = audience or os.environ.get("ASSETCTL_AUDIENCE") or None
+    """The token's claims once it checks out; `audience=None` checks no audience."""
     endpoints = authn.endpoints()
     if not endpoints.jwks_uri:
         raise ConfigError(f"{endpoints.issuer} publishes no signing keys (jwks_uri)")
 
-    client = jwt.PyJWKClient(endpoints.jwks_uri, timeout=int(authn.settings.timeout))
+    key = signing_key(authn, endpoints.jwks_uri, token)
     try:
-        key = client.get_signing_key_from_jwt(token)
-        return dict(
+        claims: dict[str, Any] = dict(
             jwt.decode(
                 token,
                 key.key,
@@ -46,8 +46,7 @@ def verify_access_token(
                 leeway=10,
             )
         )
-    except jwt.PyJWKClientError as exc:
-        raise AuthError(f"cannot fetch the realm's signing keys: {exc}") from exc
+        return claims
     except jwt.InvalidAudienceError as exc:
         raise AuthError(
             f"the access token is not meant for audience '{audience}'",
@@ -57,3 +56,30 @@ def verify_access_token(
         raise AuthError(
             f"the access token does not verify: {exc}", hint="run `assetctl login`"
         ) from exc
+
+
+def signing_key(authn: Authenticator, jwks_uri: str, token: str) -> jwt.PyJWK:
+    """The realm key that signed `token`, fetched through assetctl's own session (its
+    CA bundle, trust store, proxies and timeout; PyJWKClient would use urllib's)."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"the access token is not a JWT: {exc}") from exc
+
+    response = send(authn.session, "GET", jwks_uri)
+    try:
+        response.raise_for_status()
+        keys = jwt.PyJWKSet.from_dict(response.json())
+    except (requests.HTTPError, ValueError, jwt.PyJWTError) as exc:
+        raise AuthError(
+            f"cannot read the realm's signing keys at {jwks_uri}: {exc}",
+            hint="check the server URL and realm",
+        ) from exc
+
+    for key in keys.keys:
+        if key.key_id == kid and (key.public_key_use in (None, "sig")):
+            return key
+    raise AuthError(
+        f"the realm publishes no key with the token's key id {kid!r}",
+        hint="the token comes from another realm or an older key; run `assetctl login`",
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -15,7 +17,7 @@ from ..auth import login as core
 from ..auth.device_flow import DeviceAuthorization, Pending
 from ..auth.manager import ENV_SECRET, ENV_SECRET_FILE, ENV_TOKEN, read_client_secret
 from ..auth.tokens import TokenSet
-from ..errors import AuthError, ConfigError, ExitCode, Interrupted, LoginPending
+from ..errors import AuthError, ConfigError, ExitCode, Interrupted
 from . import login_view
 from .context import AppContext
 from .output import reader_may_leave
@@ -106,6 +108,12 @@ def auth_login(
     app_ctx: AppContext = ctx.obj
     authn = app_ctx.authenticator
     _check_login_flags(no_wait, resume, once, timeout, client_credentials)
+    if resume and not once and timeout is None and app_ctx.settings.no_input:
+        raise _usage(
+            "--no-input: `--resume` would wait for a person; add --once or --timeout"
+        )
+    if offline and client_credentials:
+        raise _usage("--offline is for device logins; a service account signs in anew")
     if authn.env_token() is not None:
         login_view.stderr.print(
             f"warning: {ENV_TOKEN} is set and wins over the login stored now; "
@@ -199,14 +207,20 @@ def auth_token(
     """Print a valid access token on stdout, refreshing it if needed."""
     app_ctx: AppContext = ctx.obj
     authn = app_ctx.authenticator
+    if not (math.isfinite(min_valid) and min_valid >= 0):
+        raise _usage("--min-valid takes a number of seconds, 0 or more")
     tokens = authn.valid_tokens(min_valid)
     if verify:
         from ..auth.verify import verify_access_token
 
-        claims = verify_access_token(authn, tokens.access_token, audience)
-        login_view.stderr.print(
-            f"signature, issuer and expiry verified (audience: {claims.get('aud')})"
+        audience = audience or os.environ.get("ASSETCTL_AUDIENCE") or None
+        verify_access_token(authn, tokens.access_token, audience)
+        checked = (
+            f"audience '{audience}' too"
+            if audience
+            else "no audience checked: name one with --audience"
         )
+        login_view.stderr.print(f"signature, issuer and expiry verified; {checked}")
     if decode:
         claims = tokens.claims()
         if not claims:
@@ -248,6 +262,8 @@ def _check_login_flags(
         raise _usage("--once and --timeout go with --resume")
     if cc and (no_wait or resume):
         raise _usage("--client-credentials needs no --no-wait or --resume")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise _usage("--timeout takes a number of seconds above 0")
 
 
 def _usage(message: str) -> typer.BadParameter:
@@ -285,12 +301,14 @@ def _resume(
         if countdown:
             countdown.stop()
     if isinstance(outcome, Pending):
+        # Not an error: the answer a script looping on `--once` expects most often.
         left = int(outcome.authorization.seconds_left())
-        raise LoginPending(
-            "still waiting for approval "
-            f"(code {outcome.authorization.user_code}, {left} s left)",
-            hint="approve it, then run `assetctl login --resume` again",
+        login_view.stderr.print(
+            "Still waiting for approval "
+            f"(code {outcome.authorization.user_code}, {left} s left); "
+            "run `assetctl login --resume` again later."
         )
+        raise typer.Exit(ExitCode.PENDING)
     _say_logged_in(app_ctx, outcome)
 
 

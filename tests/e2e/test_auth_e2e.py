@@ -142,6 +142,11 @@ def test_revoked_session_fails_fast_with_the_auth_exit_code(cli_env, approve, ke
     keycloak.logout_user("demo")  # an administrator ends every session of the user
     time.sleep(11)
 
+    # status asks the server once the access token ran out: ended shows as ended.
+    status = run(["status"], env)
+    assert status.returncode == 4, status.stdout
+    assert "session ended" in status.stderr
+
     started = time.monotonic()
     result = run(["token"], env)
     assert result.returncode == 4
@@ -159,16 +164,7 @@ def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, key
     assert result.returncode == 0, result.stderr
     assert "Logged out" in result.stderr
 
-    token_url = f"{keycloak.issuer}/protocol/openid-connect/token"
-    answer = requests.post(
-        token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": "assetctl-cli-test",
-        },
-        timeout=10,
-    )
+    answer = refresh_answer(keycloak, refresh_token)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
     assert run(["status"], cli_env).returncode == 4
 
@@ -176,12 +172,75 @@ def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, key
 def test_logout_without_server_still_removes_tokens(cli_env, approve):
     assert login_in_terminal(cli_env, approve)[0] == 0
 
-    offline = run(
-        ["--server-url", "http://127.0.0.1:9", "logout"], cli_env
-    )  # nothing listens
+    # Keycloak out of reach: every request goes through a proxy where nothing listens.
+    unreachable = {
+        **cli_env,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+    }
+    offline = run(["logout"], unreachable)
     assert offline.returncode == 0, offline.stderr
     assert "may live on" in offline.stderr
     assert run(["status"], cli_env).returncode == 4
+
+
+def refresh_answer(keycloak, refresh_token: str, client_id: str = "assetctl-cli-test"):
+    return requests.post(
+        f"{keycloak.issuer}/protocol/openid-connect/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+        },
+        timeout=10,
+    )
+
+
+def test_logout_ends_the_session_at_the_server_that_issued_it(
+    cli_env, approve, keycloak
+):
+    assert login_in_terminal(cli_env, approve)[0] == 0
+    refresh_token = stored_tokens(cli_env)["refresh_token"]
+
+    # The server URL changed since the login: the refresh token must not go there.
+    moved = run(["--server-url", "http://127.0.0.1:9", "logout"], cli_env)
+    assert moved.returncode == 0, moved.stderr
+    assert "Logged out" in moved.stderr
+    answer = refresh_answer(keycloak, refresh_token)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_a_second_login_ends_the_session_of_the_first(cli_env, approve, keycloak):
+    before = len(keycloak.user_sessions("assetctl-cli-test"))
+    assert login_in_terminal(cli_env, approve)[0] == 0
+    first = stored_tokens(cli_env)["refresh_token"]
+    assert len(keycloak.user_sessions("assetctl-cli-test")) == before + 1
+
+    assert login_in_terminal(cli_env, approve)[0] == 0
+    assert stored_tokens(cli_env)["refresh_token"] != first
+    assert len(keycloak.user_sessions("assetctl-cli-test")) == before + 1
+    assert refresh_answer(keycloak, first).status_code == 400
+
+
+def test_a_server_url_that_is_not_keycloaks_own_name_works(cli_env, approve, keycloak):
+    # Keycloak names itself 127.0.0.1 (--hostname); the user reaches it as localhost,
+    # as behind a proxy or an internal DNS name.
+    env = {
+        **cli_env,
+        "ASSETCTL_SERVER_URL": keycloak.base_url.replace("127.0.0.1", "localhost"),
+    }
+    assert login_in_terminal(env, approve)[0] == 0
+    token = run(["token"], env)
+    assert token.returncode == 0, token.stderr
+    assert claims(token.stdout.strip())["iss"] == keycloak.issuer
+
+    started = run(["login", "--no-wait", "--output", "json"], env)
+    assert started.returncode == 0, started.stderr
+    approve(json.loads(started.stdout)["verification_uri_complete"])
+    finished = run(["login", "--resume", "--once"], env)
+    assert finished.returncode == 0, finished.stderr
 
 
 def test_status_reports_user_roles_expiry_and_storage(cli_env, approve, keycloak):

@@ -223,3 +223,30 @@ def test_a_reader_that_leaves_early_is_not_an_error(argv, tmp_path):
         os.close(write_end)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("login", "--resume", "--timeout", "-5"),
+        ("login", "--resume", "--timeout", "nan"),
+        ("token", "--min-valid", "nan"),
+        ("token", "--min-valid", "-1"),
+        ("login", "--client-credentials", "--offline"),
+    ],
+)
+def test_numbers_and_flag_pairs_that_mean_nothing_are_usage_errors(run, argv):
+    code, out, err, _ = run(*argv, env={**SERVER, "ASSETCTL_TOKEN_STORE": "file"})
+
+    assert code == ExitCode.USAGE, err
+    one_error_line(err)
+    assert out == ""
+
+
+def test_no_input_refuses_a_resume_that_would_wait_for_a_person(run):
+    env = {**SERVER, "ASSETCTL_TOKEN_STORE": "file"}
+    code, _, err, elapsed = run("--no-input", "login", "--resume", env=env)
+
+    assert code == ExitCode.USAGE
+    assert "--once or --timeout" in one_error_line(err)
+    assert elapsed < 5

@@ -359,3 +359,19 @@ def test_sources_name_the_variable(tmp_path):
     s = load_settings({}, env={**env, "ASSETCTL_TIMEOUT": "5"}, cwd=tmp_path)
     assert s.sources["realm"] == "old script variable KEYCLOAK_REALM"
     assert s.sources["timeout"] == "environment ASSETCTL_TIMEOUT"
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "-dash", "a b", "x" * 65])
+def test_a_profile_name_that_could_clash_in_file_names_is_refused(tmp_path, name):
+    with pytest.raises(ConfigError, match="is not a profile name"):
+        load_settings({"profile": name}, env={}, cwd=tmp_path)
+
+
+def test_a_profile_name_from_the_environment_is_checked_too(tmp_path):
+    with pytest.raises(ConfigError, match="ASSETCTL_PROFILE"):
+        load_settings({}, env={"ASSETCTL_PROFILE": "a__b/c"}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["default", "prod-eu.2", "CI_runner"])
+def test_ordinary_profile_names_are_fine(tmp_path, name):
+    assert load_settings({"profile": name}, env={}, cwd=tmp_path).profile == name

@@ -19,6 +19,7 @@ from assetctl.auth.tokens import TokenSet
 from assetctl.config import Settings
 from assetctl.errors import (
     AuthError,
+    ConfigError,
     ExitCode,
     NetworkError,
     NotLoggedIn,
@@ -456,3 +457,46 @@ def test_an_unusable_state_folder_is_a_storage_error(
 
     with pytest.raises(StorageError, match="lock folder"):
         authenticator(credentials).access_token()
+
+
+# -- where secrets may go
+
+
+def test_discovery_may_not_send_secrets_over_plain_http(rsps, credentials):
+    loopback = Settings(
+        server_url="http://127.0.0.1:8080", realm="demo", client_id=CLIENT, timeout=5
+    )
+    rsps.add(
+        responses.GET,
+        "http://127.0.0.1:8080/realms/demo/.well-known/openid-configuration",
+        json={
+            "issuer": "http://127.0.0.1:8080/realms/demo",
+            "token_endpoint": "http://kc.example.test/realms/demo/token",
+        },
+    )
+    authn = Authenticator(
+        loopback, session=make_session(loopback), credentials=credentials, env={}
+    )
+    with pytest.raises(ConfigError, match="refusing plain http://"):
+        authn.endpoints()
+
+
+def test_endpoints_for_a_login_of_another_server_are_its_own(rsps, credentials):
+    # The login was made at ISSUER; the settings now name another server.
+    rsps.add(
+        responses.GET,
+        DISCOVERY_URL,
+        json={"issuer": ISSUER, "token_endpoint": TOKEN_URL},
+    )
+    moved = Settings(
+        server_url="https://elsewhere.example.test",
+        realm="demo",
+        client_id=CLIENT,
+        timeout=5,
+    )
+    authn = Authenticator(
+        moved, session=make_session(moved), credentials=credentials, env={}
+    )
+
+    assert authn.endpoints_for(stored_set(200)).token == TOKEN_URL
+    assert [call.request.url for call in rsps.calls] == [DISCOVERY_URL]
