@@ -159,7 +159,32 @@ def load_settings(
                 values[name], sources[name] = value, source
 
     values.pop("profile", None)
+    _warn_about_shadowed_profile(profile, layers[1][1], values, sources)
     return _build(profile, values, sources, config_file)
+
+
+def _warn_about_shadowed_profile(
+    profile: str,
+    from_profile: Mapping[str, Any],
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+) -> None:
+    """A variable exported for one server quietly beating the chosen profile's own
+    value would send that profile's tokens elsewhere: say so (flags are deliberate)."""
+    for name in ("server_url", "realm", "client_id", "api_url"):
+        source = sources.get(name, "")
+        if (
+            name in from_profile
+            and values.get(name) != from_profile[name]
+            and source.startswith(("environment", "old script", ".env"))
+        ):
+            log.warning(
+                "%s overrides %s of profile '%s' (%s); unset it to use the profile's",
+                source,
+                name,
+                profile,
+                from_profile[name],
+            )
 
 
 def _choose_profile(

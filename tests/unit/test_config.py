@@ -375,3 +375,21 @@ def test_a_profile_name_from_the_environment_is_checked_too(tmp_path):
 @pytest.mark.parametrize("name", ["default", "prod-eu.2", "CI_runner"])
 def test_ordinary_profile_names_are_fine(tmp_path, name):
     assert load_settings({"profile": name}, env={}, cwd=tmp_path).profile == name
+
+
+def test_a_variable_beating_the_chosen_profiles_value_is_warned_about(
+    tmp_path, config_file, caplog
+):
+    env = {"ASSETCTL_CONFIG": str(config_file), "ASSETCTL_REALM": "elsewhere"}
+    settings = load_settings({"profile": "lab"}, env=env, cwd=tmp_path)
+
+    assert settings.realm == "elsewhere"  # the documented precedence stands
+    assert "ASSETCTL_REALM overrides realm of profile 'lab'" in caplog.text
+
+
+def test_a_flag_or_an_equal_value_is_not_warned_about(tmp_path, config_file, caplog):
+    env = {"ASSETCTL_CONFIG": str(config_file), "ASSETCTL_REALM": "lab"}
+    load_settings(
+        {"profile": "lab", "server_url": "https://x.example"}, env=env, cwd=tmp_path
+    )
+    assert "overrides" not in caplog.text
