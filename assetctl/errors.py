@@ -39,9 +39,13 @@ class AssetctlError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        # Messages may quote what a server answered: never a secret, never one that
+        # breaks the line or drives the terminal.
+        from .logs import scrub
+
         if self.hint:
-            return f"{self.message}; {self.hint}"
-        return self.message
+            return scrub(f"{self.message}; {self.hint}")
+        return scrub(self.message)
 
 
 class ConfigError(AssetctlError):

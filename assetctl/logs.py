@@ -61,6 +61,20 @@ def redact(text: str) -> str:
     return _FIELD_PATTERN.sub(_mask_field, text)
 
 
+def scrub(text: str) -> str:
+    """`redact`, then control characters shown as escapes: text a server chose (an
+    error body, a user code) can neither break a one-line message nor drive the
+    terminal (an OSC 52 sequence writes the clipboard)."""
+    return _CONTROL.sub(_escape, redact(text))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group(0))[1:-1]
+
+
 def _mask_field(match: re.Match[str]) -> str:
     value = match.group(2)
     quote = value[0] if value[0] in "\"'" else ""

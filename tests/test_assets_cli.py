@@ -653,3 +653,75 @@ def test_declining_a_delete_says_nothing_was_deleted_and_exits_0(env):
         child.close()
         assert "t00000" in server.assets
     assert child.exitstatus == 0
+
+
+class EchoingApi:
+    """A real HTTP server that refuses everything and quotes the request's
+    Authorization header and an escape sequence back in its error body."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = json.dumps(
+                    {
+                        "message": "bad request with "
+                        + self.headers.get("Authorization", "")
+                        + " \x1b]52;c;aGk=\x07 end"
+                    }
+                ).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _refuse
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> EchoingApi:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("output", [[], ["-o", "json"]])
+def test_a_server_quoting_the_token_back_never_gets_it_printed(
+    env, capsys, monkeypatch, output
+):
+    token = "opaque-access-token-1234567890"
+    monkeypatch.setenv("ASSETCTL_TOKEN", token)
+    rows = [{"id": f"a{n}", "name": "x"} for n in range(2)]
+    (env / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with EchoingApi() as api:
+        code = main(
+            [
+                "--api-url",
+                api.url,
+                "asset",
+                "create",
+                "-t",
+                "things",
+                *output,
+                "in.jsonl",
+            ]
+        )
+    out, err = capsys.readouterr()
+
+    assert code == 1
+    assert "bad request with Bearer [redacted]" in err
+    assert token not in out + err
+    assert "\x1b" not in out + err and "\\x1b]52" in err

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5.0  # RFC 8628 section 3.5
 MAX_BACKOFF = 60.0
+USER_CODE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")  # any printable text
+WEB_LINK = re.compile(r"https?://[!-~]+")  # printable ASCII, no spaces
 
 
 @dataclass(frozen=True)
@@ -108,25 +111,66 @@ def request_authorization(
             hint="check the server URL; a proxy or a login page may be in the way",
         )
     started = now()
-    interval = float(body.get("interval") or 5)
     try:
-        return DeviceAuthorization(
-            device_code=body["device_code"],
-            user_code=body["user_code"],
-            verification_uri=body.get("verification_uri") or body["verification_url"],
+        authorization = DeviceAuthorization(
+            device_code=_text(body, "device_code"),
+            user_code=_text(body, "user_code"),
+            verification_uri=_text(
+                body,
+                "verification_uri"
+                if "verification_uri" in body
+                else "verification_url",
+            ),
             verification_uri_complete=body.get("verification_uri_complete"),
-            expires_at=started + float(body.get("expires_in") or 600),
-            interval=interval,
+            expires_at=started + _seconds(body, "expires_in", 600),
+            interval=_seconds(body, "interval", 5),
             issuer=endpoints.issuer,
             realm_url=endpoints.realm_url,
             client_id=client_id,
             code_verifier=verifier,
-            next_poll_at=started + interval,
+            next_poll_at=started + _seconds(body, "interval", 5),
         )
     except KeyError as exc:
         raise LoginError(
             f"the device authorization answer lacks '{exc.args[0]}'"
         ) from exc
+    _check_shown_to_a_person(authorization)
+    return authorization
+
+
+def _text(body: dict, name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str) or not value:
+        raise LoginError(f"the device authorization answer's '{name}' is not text")
+    return value
+
+
+def _seconds(body: dict, name: str, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise LoginError(
+            f"the device authorization answer's '{name}' is not a number of seconds"
+        )
+    return float(value)
+
+
+def _check_shown_to_a_person(authorization: DeviceAuthorization) -> None:
+    """The code and links go to a terminal and maybe a browser: they must be plain
+    text and web links, not escape sequences or `file:` URLs a server slipped in."""
+    if not USER_CODE.fullmatch(authorization.user_code):
+        raise LoginError("the server sent a user code with characters no code has")
+    for link in (
+        authorization.verification_uri,
+        authorization.verification_uri_complete,
+    ):
+        if link is None:
+            continue
+        if not isinstance(link, str) or not WEB_LINK.fullmatch(link):
+            raise LoginError(
+                "the server sent a verification link that is not a plain http(s) URL"
+            )
 
 
 def poll_once(

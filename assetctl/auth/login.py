@@ -23,6 +23,7 @@ from ..errors import (
     NotFound,
     NotLoggedIn,
 )
+from ..logs import scrub
 from . import device_flow, oidc
 from .device_flow import DeviceAuthorization, Pending
 from .manager import ENV_TOKEN, Authenticator
@@ -217,9 +218,9 @@ def end_server_session(
         endpoints = authn.endpoints_for(tokens)
         return oidc.end_session(authn.session, endpoints, tokens), True
     except NetworkError as exc:
-        return f"server not reached ({exc.message})", False
+        return scrub(f"server not reached ({exc.message})"), False
     except Exception as exc:  # noqa: BLE001 - local removal must happen regardless
-        return f"server refused ({exc})", False
+        return scrub(f"server refused ({exc})"), False
 
 
 def status(authn: Authenticator) -> dict[str, Any]:

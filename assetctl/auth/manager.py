@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from ..errors import (
     StorageError,
 )
 from ..http import check_transport, make_session
+from ..logs import register_secret
 from . import oidc
 from .credentials import Credentials
 from .oidc import Endpoints
@@ -39,6 +41,8 @@ from .tokens import TokenSet
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = 60.0
+# RFC 6750's b64token: what a Bearer credential may hold.
+ACCESS_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=-]+")
 ENV_TOKEN = "ASSETCTL_TOKEN"  # noqa: S105 - a variable name
 ENV_SECRET = "ASSETCTL_CLIENT_SECRET"  # noqa: S105 - a variable name
 ENV_SECRET_FILE = "ASSETCTL_CLIENT_SECRET_FILE"  # noqa: S105 - a variable name
@@ -117,8 +121,22 @@ class Authenticator:
             return None
         if self._env_tokens is not None and self._env_tokens.access_token == raw:
             return self._env_tokens  # decoded once: batches ask for it per request
+        for piece in raw.split():
+            register_secret(piece)  # a token folded over lines is still a secret
+        if not ACCESS_TOKEN_CHARS.fullmatch(raw):
+            raise AuthError(
+                f"{ENV_TOKEN} holds characters no access token has (spaces, line "
+                "breaks or others)",
+                hint=f'set it on one line, e.g. {ENV_TOKEN}="$(assetctl token)"',
+            )
         claims = TokenSet(access_token=raw, expires_at=0).claims()
-        expires_at = float(claims.get("exp", 0)) or float("inf")
+        exp = claims.get("exp", 0)
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise AuthError(
+                f"the token in {ENV_TOKEN} has an 'exp' claim that is no number",
+                hint="supply a well-formed access token",
+            )
+        expires_at = float(exp) or float("inf")
         self._env_tokens = TokenSet(
             access_token=raw,
             expires_at=expires_at,

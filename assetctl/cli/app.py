@@ -10,7 +10,7 @@ import typer
 
 from .. import __version__
 from ..errors import AssetctlError, ExitCode
-from ..logs import configure, redact
+from ..logs import configure, scrub
 from .context import AppContext
 
 log = logging.getLogger("assetctl")
@@ -168,4 +168,4 @@ def _command_path(exc: Exception) -> str:
 
 
 def _error(message: str) -> None:
-    print(f"assetctl: error: {redact(message)}", file=sys.stderr)
+    print(f"assetctl: error: {scrub(message)}", file=sys.stderr)

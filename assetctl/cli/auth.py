@@ -167,6 +167,11 @@ def auth_logout(ctx: typer.Context) -> None:
     result = core.logout(app_ctx.authenticator)
     profile = app_ctx.settings.profile
     if not result.removed:
+        if result.removed_pending:
+            login_view.stderr.print(
+                f"Profile '{profile}' was not logged in; removed its pending login."
+            )
+            return
         login_view.stderr.print(
             f"Profile '{profile}' was not logged in; nothing to remove."
         )

@@ -250,3 +250,25 @@ def test_no_input_refuses_a_resume_that_would_wait_for_a_person(run):
     assert code == ExitCode.USAGE
     assert "--once or --timeout" in one_error_line(err)
     assert elapsed < 5
+
+
+def test_a_token_folded_over_lines_is_refused_without_quoting_it(run):
+    import jwt
+
+    token = jwt.encode({"sub": "ci", "exp": int(time.time()) + 600}, "k" * 32)
+    folded = "\n".join(token[i : i + 20] for i in range(0, len(token), 20))
+    code, out, err, _ = run("token", env={**SERVER, "ASSETCTL_TOKEN": folded})
+
+    assert code == ExitCode.AUTH
+    assert "ASSETCTL_TOKEN holds characters no access token has" in one_error_line(err)
+    assert not any(piece in out + err for piece in folded.split()[1:])
+
+
+def test_a_token_whose_exp_is_no_number_is_an_auth_error(run):
+    import jwt
+
+    token = jwt.encode({"sub": "ci", "exp": "soon"}, "k" * 32)
+    code, _, err, _ = run("token", env={**SERVER, "ASSETCTL_TOKEN": token})
+
+    assert code == ExitCode.AUTH
+    assert "'exp' claim" in one_error_line(err)

@@ -480,3 +480,25 @@ def test_a_non_json_answer_is_a_login_error_not_a_crash(
     rsps.add(responses.POST, TOKEN_URL, body="<html>proxy login</html>", status=200)
     with pytest.raises(LoginError, match="holds no token"):
         device_flow.poll_once(session, endpoints, authorization(clock), now=clock.now)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"user_code": "AB\x1b]52;c;aGk=\x07CD"}, "user code"),
+        ({"verification_uri": "file:///etc/passwd"}, "verification link"),
+        ({"verification_uri_complete": "https://x/\x1b[2J"}, "verification link"),
+        ({"expires_in": "soon"}, "'expires_in'"),
+        ({"interval": -1}, "'interval'"),
+        ({"user_code": 7}, "'user_code'"),
+    ],
+)
+def test_a_device_answer_unfit_for_a_terminal_or_a_browser_is_refused(
+    rsps, session, endpoints, clock, changes, words
+):
+    rsps.add(responses.POST, DEVICE_URL, json={**DEVICE_ANSWER, **changes})
+
+    with pytest.raises(LoginError, match=words):
+        device_flow.request_authorization(
+            session, endpoints, "assetctl-cli", "openid", use_pkce=False, now=clock.now
+        )

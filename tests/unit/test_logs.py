@@ -205,3 +205,15 @@ def test_http_dump_is_silent_above_debug(caplog, rsps):
     make_session(Settings()).get(TOKEN_URL)
 
     assert not [r for r in caplog.records if r.name == "assetctl.http"]
+
+
+def test_scrub_masks_secrets_and_shows_control_characters_as_escapes():
+    from assetctl.errors import ApiError
+    from assetctl.logs import scrub
+
+    text = "bad \x1b]52;c;aGk=\x07 Bearer abc.def-ghi\nsecond line"
+    assert scrub(text) == "bad \\x1b]52;c;aGk=\\x07 Bearer [redacted]\\nsecond line"
+    # Every error's message goes through it, whoever prints it.
+    assert str(ApiError("HTTP 400: Bearer abc.def", hint="x\x1b[2J")) == (
+        "HTTP 400: Bearer [redacted]; x\\x1b[2J"
+    )
