@@ -10,7 +10,7 @@ import difflib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,6 +97,9 @@ class Registry:
 
     source: str
     types: Mapping[str, AssetType]
+    # How it was found (`--registry`, ..., "working directory"): a registry that was
+    # merely lying in the working directory is not trusted to name where tokens go.
+    found_in: str = ""
 
     def get(self, name: str) -> AssetType:
         if name in self.types:
@@ -124,9 +127,13 @@ def candidate_paths(explicit: str | None = None) -> list[tuple[str, Path]]:
 
 def find_registry(explicit: str | None = None) -> Path:
     """Pick the registry file; a named one (flag or env) must exist."""
+    return _find(explicit)[1]
+
+
+def _find(explicit: str | None) -> tuple[str, Path]:
     for origin, path in candidate_paths(explicit):
         if path.is_file():
-            return path
+            return origin, path
         if origin in ("--registry", ENV_VAR):
             what = "is a directory" if path.is_dir() else "does not exist"
             raise RegistryError(
@@ -137,7 +144,7 @@ def find_registry(explicit: str | None = None) -> Path:
 
 
 def load_registry(explicit: str | None = None) -> Registry:
-    path = find_registry(explicit)
+    found_in, path = _find(explicit)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -147,7 +154,7 @@ def load_registry(explicit: str | None = None) -> Registry:
         ) from exc
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_registry(text, str(path))
+    return replace(parse_registry(text, str(path)), found_in=found_in)
 
 
 def _line_of(path: Path, offset: int) -> int:

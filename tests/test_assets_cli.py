@@ -725,3 +725,26 @@ def test_a_server_quoting_the_token_back_never_gets_it_printed(
     assert "bad request with Bearer [redacted]" in err
     assert token not in out + err
     assert "\x1b" not in out + err and "\\x1b]52" in err
+
+
+def test_a_registry_lying_in_the_working_directory_cannot_collect_tokens(
+    env, capsys, monkeypatch
+):
+    monkeypatch.delenv("ASSETCTL_REGISTRY")
+    with AssetServer() as server:
+        server.seed(1)
+        (env / "asset-types.yaml").write_text(
+            f"types:\n  things: {{collection: /things, api_url: '{server.url}'}}\n"
+        )
+        refused = main(["asset", "get", "-t", "things", "t00000"])
+        _, err = capsys.readouterr()
+        assert refused == 3
+        assert "found in the working directory" in err and "--api-url" in err
+        assert server.headers_seen == []  # not even asked
+
+        # Named on purpose, the same file is trusted to say where the API is.
+        named = main(
+            ["--registry", "asset-types.yaml", "asset", "get", "-t", "things", "t00000"]
+        )
+        assert named == 0
+        assert server.headers_seen[-1]["Authorization"] == "Bearer test-token"

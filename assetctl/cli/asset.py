@@ -20,7 +20,7 @@ from assetctl.assets.client import AssetClient, check_id
 from assetctl.assets.inputs import InputItem
 from assetctl.assets.journal import Journal, NoJournal, batch_key
 from assetctl.cli import output
-from assetctl.errors import InputError
+from assetctl.errors import ConfigError, InputError
 from assetctl.registry import candidate_paths, load_registry
 
 asset_app = typer.Typer(
@@ -271,9 +271,19 @@ def _finish(summary: Summary) -> None:
 
 def _client(ctx: typer.Context, type_name: str, jobs: int = 1) -> AssetClient:
     app = ctx.obj
-    asset_type = load_registry(app.settings.registry).get(type_name)
+    registry = load_registry(app.settings.registry)
+    asset_type = registry.get(type_name)
     if asset_type.api_url and not app.settings.api_url:
-        # The registry names the API: authorize against it instead of the profile's.
+        # The registry names the API: authorize against it instead of the profile's,
+        # unless the registry merely lay in the working directory (a cloned repo's
+        # file must not be able to collect the user's tokens).
+        if registry.found_in == "working directory":
+            raise ConfigError(
+                f"{registry.source} (found in the working directory) sends type "
+                f"'{type_name}' to {asset_type.api_url}, and no API URL is configured",
+                hint="set --api-url (ASSETCTL_API_URL) to that URL if you trust it, "
+                "or name the registry with --registry",
+            )
         from assetctl.auth import authorized_session
 
         settings = replace(app.settings, api_url=asset_type.api_url)
