@@ -175,3 +175,12 @@ def test_fit_widths_squeezes_the_widest_then_leaves_out_from_the_end():
     assert list(fitted) == ["id", "a", "b"] and sum(fitted.values()) + 6 <= 60
     assert output.fit_widths({"id": 30, "a": 40, "b": 40}, 45) == {"id": 30, "a": 12}
     assert output.fit_widths({"id": 50, "a": 40}, 20) == {"id": 20}
+
+
+@pytest.mark.parametrize("columns", ["0", "-3", "5"])
+def test_a_columns_value_too_small_for_anything_still_shows_the_table(
+    monkeypatch, capsys, columns
+):
+    monkeypatch.setenv("COLUMNS", columns)
+    output.print_assets(iter([{"id": "a1", "name": "first"}]), "table", "id")
+    assert "a1" in capsys.readouterr().out

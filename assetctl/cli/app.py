@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="assetctl", standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0
     except typer.Exit as exc:
+        if exc.exit_code == ExitCode.INTERRUPTED:  # Typer's own Ctrl-C, said quietly
+            _error("interrupted")
         return exc.exit_code
     except AssetctlError as exc:
         if debug:

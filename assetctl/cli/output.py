@@ -25,6 +25,7 @@ from assetctl.errors import InputError
 FORMATS = ("table", "json", "jsonl", "yaml", "ids")
 TABLE_CHUNK = 50  # rows measured for column widths; later rows reuse them
 MAX_COLUMNS = 8  # more are named on stderr as left out
+MIN_CONSOLE_WIDTH = 20
 MAX_WIDTH = 40  # characters of a column before its cells end in an ellipsis
 MIN_WIDTH = 10  # narrowest a column is squeezed to before columns are left out
 _GAP = 3  # characters between two columns (padding and divider)
@@ -87,7 +88,17 @@ def console(stream: IO[str] | None = None, *, stderr: bool = False) -> Console:
         no_color="NO_COLOR" in os.environ,
         highlight=False,
         soft_wrap=stderr,
+        width=_narrowest_width(),
     )
+
+
+def _narrowest_width() -> int | None:
+    """rich takes COLUMNS as it is; 0 (some CI runners set it) would print nothing."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return MIN_CONSOLE_WIDTH if columns < MIN_CONSOLE_WIDTH else None
 
 
 def print_assets(
