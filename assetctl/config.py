@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -323,6 +324,16 @@ def _build(
     if "allow_http" in kwargs:
         kwargs["allow_http"] = _as_bool(kwargs["allow_http"])
 
+    for name in ("server_url", "api_url"):
+        if kwargs.get(name):
+            _check_url(name, str(kwargs[name]), sources.get(name))
+    if kwargs.get("ca_bundle") and not Path(kwargs["ca_bundle"]).is_file():
+        raise ConfigError(
+            f"the CA bundle {kwargs['ca_bundle']} (from {sources.get('ca_bundle')}) "
+            "is not a file",
+            hint="name a PEM file of CA certificates",
+        )
+
     store = kwargs.get("token_store", "keyring")
     if store not in TOKEN_STORES:
         raise ConfigError(
@@ -330,6 +341,23 @@ def _build(
             hint="use 'keyring' (default) or 'file'",
         )
     return Settings(profile=profile, config_file=config_file, sources=sources, **kwargs)
+
+
+def _check_url(name: str, url: str, source: str | None) -> None:
+    """A URL requests could not even parse failed later as "unexpected failure"."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as exc:
+        raise ConfigError(
+            f"{name} '{url}' (from {source}) is not a valid URL: {exc}",
+            hint="fix the value, e.g. https://host:8443",
+        ) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{name} '{url}' (from {source}) is not an http(s) URL",
+            hint="fix the value, e.g. https://host:8443",
+        )
 
 
 def _seconds(name: str, value: Any, source: str | None) -> float:

@@ -393,3 +393,17 @@ def test_a_flag_or_an_equal_value_is_not_warned_about(tmp_path, config_file, cap
         {"profile": "lab", "server_url": "https://x.example"}, env=env, cwd=tmp_path
     )
     assert "overrides" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999", "ftp://host", "https://"]
+)
+def test_a_url_that_cannot_be_used_is_a_config_error(tmp_path, url):
+    with pytest.raises(ConfigError, match="api_url") as caught:
+        load_settings({"api_url": url}, env={}, cwd=tmp_path)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_a_ca_bundle_that_is_not_a_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="CA bundle"):
+        load_settings({"ca_bundle": str(tmp_path / "none.pem")}, env={}, cwd=tmp_path)
