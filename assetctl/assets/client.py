@@ -298,7 +298,7 @@ def _json(response: requests.Response, what: str) -> dict[str, Any]:
     """The JSON object answered; anything else (HTML, cut JSON, empty) is an error."""
     try:
         body = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise problems.not_json(response, what, "JSON") from exc
     if not isinstance(body, dict):
         raise problems.not_json(response, what, "a JSON object")
@@ -308,6 +308,6 @@ def _json(response: requests.Response, what: str) -> dict[str, Any]:
 def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
     try:
         body = response.json() if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) and body else None

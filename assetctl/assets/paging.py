@@ -83,7 +83,7 @@ def read_page(response: requests.Response, paging: Paging) -> tuple[Any, list[di
     """The parsed body and the items in it."""
     try:
         body = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise problems.not_json(response, f"list {response.url}", "JSON") from exc
     items = dig(body, paging.items) if paging.items else body
     if not isinstance(items, list):

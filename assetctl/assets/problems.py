@@ -66,7 +66,7 @@ def _body_message(response: requests.Response) -> str:
     if "json" in content_type:
         try:
             return _json_message(response.json())
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     text = " ".join(response.text.split())
     return text[:_TEXT_LIMIT] + ("..." if len(text) > _TEXT_LIMIT else "")

@@ -102,7 +102,7 @@ def request_authorization(
 
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise LoginError(

@@ -322,5 +322,10 @@ def read_client_secret(env: Mapping[str, str], path: str | None = None) -> str |
             raise ConfigError(
                 f"cannot read the client secret file {path}: {exc.strerror}"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"the client secret file {path} is not UTF-8 text",
+                hint="write the secret alone into the file",
+            ) from exc
         return secret or None
     return env.get(ENV_SECRET, "").strip() or None

@@ -6,6 +6,7 @@ here prints or stores.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,15 @@ from ..logs import register_secret
 from .tokens import TokenSet
 
 log = logging.getLogger(__name__)
+
+
+ENDPOINT_NAMES = (
+    "issuer",
+    "device_authorization_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
+    "jwks_uri",
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,11 @@ def discover(session: requests.Session, issuer: str) -> Endpoints:
     try:
         doc = response.json()
         token = doc["token_endpoint"]
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(token, str) or not all(
+            isinstance(doc.get(name), str | None) for name in ENDPOINT_NAMES
+        ):
+            raise TypeError("an endpoint that is not a URL")
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{url} is not an OpenID configuration",
             hint="check the server URL and realm",
@@ -97,7 +111,7 @@ def oauth_error(response: requests.Response) -> tuple[str, str]:
     """(error, description) from an OAuth error answer, tolerating non-JSON bodies."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"http_{response.status_code}", response.reason or ""
     if not isinstance(body, dict):
         return f"http_{response.status_code}", ""
@@ -110,13 +124,26 @@ def token_body(response: requests.Response) -> dict[str, Any]:
     """The JSON object of a successful token answer; anything else is a `LoginError`."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
-    if not isinstance(body, dict) or not body.get("access_token"):
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
         raise LoginError(
             f"the server's answer at {response.url} holds no token",
             hint="check the server URL; a proxy or a login page may be in the way",
         )
+    for name in ("expires_in", "refresh_expires_in"):
+        if body.get(name) is None:
+            continue
+        try:  # some servers send "3600" as a string
+            seconds = float(body[name])
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not 0 <= seconds < math.inf or isinstance(body[name], bool):
+            raise LoginError(
+                f"the server's token answer at {response.url} has an unusable '{name}'",
+                hint="report it to the server's administrators",
+            )
+        body = {**body, name: seconds}
     return body
 
 

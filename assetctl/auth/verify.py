@@ -70,7 +70,7 @@ def signing_key(authn: Authenticator, jwks_uri: str, token: str) -> jwt.PyJWK:
     try:
         response.raise_for_status()
         keys = jwt.PyJWKSet.from_dict(response.json())
-    except (requests.HTTPError, ValueError, jwt.PyJWTError) as exc:
+    except (requests.HTTPError, ValueError, RecursionError, jwt.PyJWTError) as exc:
         raise AuthError(
             f"cannot read the realm's signing keys at {jwks_uri}: {exc}",
             hint="check the server URL and realm",
