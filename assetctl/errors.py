@@ -124,3 +124,11 @@ class StorageError(AssetctlError):
 
 class Interrupted(AssetctlError):
     exit_code = ExitCode.INTERRUPTED
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, abandoned: bool = False
+    ) -> None:
+        super().__init__(message, hint=hint)
+        # Threads were left running (a second Ctrl-C): the process must end without
+        # joining them.
+        self.abandoned = abandoned

@@ -396,3 +396,52 @@ def test_a_real_sigint_stops_the_batch_between_steps(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     lines = (tmp_path / "sigint.jsonl").read_text().splitlines()
     assert len(lines) - 1 == calls  # every item that ran is journaled
+
+
+def test_a_second_sigint_ends_the_process_without_waiting_for_requests(tmp_path):
+    """A real `assetctl` against an API that never answers: the first Ctrl-C waits for
+    the requests in flight, the second ends the process at once, with one line and
+    exit 130 (no "Exception ignored" from threads joined at exit)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": f"x{n}", "name": "x"}) + "\n" for n in range(20))
+    )
+    env = {
+        **os.environ,
+        "ASSETCTL_TOKEN": "test-token",
+        "ASSETCTL_SERVER_URL": "http://127.0.0.1:1",
+        "ASSETCTL_REALM": "none",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    api = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "assetctl", "--timeout", "120", "--api-url", api]
+        + ["asset", "create", "-t", "datasets", "in.jsonl"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # started, requests in flight
+        child.send_signal(signal.SIGINT)
+        time.sleep(1)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)  # not the 120 s of a request
+    finally:
+        child.kill()
+        silent.close()
+
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert "interrupted" in err and "run the same command again" in err

@@ -109,21 +109,24 @@ def run_batch(
 ) -> Summary:
     """Apply `action` to every item not already done; return the summary."""
     runner = _Runner(action, client, journal, options, report)
-    with (
-        ctrl_c_at_safe_points(runner.interrupted),
-        ThreadPoolExecutor(
-            max_workers=options.jobs, thread_name_prefix="asset"
-        ) as pool,
-    ):
-        try:
-            runner.feed(items, pool)
-            runner.drain(everything=True)
-        except KeyboardInterrupt:
-            runner.stop_now()
-            raise Interrupted(
-                f"interrupted after {runner.summary.total} item(s)",
-                hint="run the same command again to do only the rest",
-            ) from None
+    pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="asset")
+    waited = True
+    try:
+        with ctrl_c_at_safe_points(runner.interrupted):
+            try:
+                runner.feed(items, pool)
+                runner.drain(everything=True)
+            except KeyboardInterrupt:
+                waited = runner.stop_now()
+                raise Interrupted(
+                    f"interrupted after {runner.summary.total} item(s)",
+                    hint="run the same command again to do only the rest",
+                    abandoned=not waited,
+                ) from None
+    finally:
+        # After a second Ctrl-C nobody waits for requests in flight (their retries
+        # could take minutes); the journal holds what finished, resumes redo the rest.
+        pool.shutdown(wait=waited, cancel_futures=True)
     return runner.summary
 
 
@@ -207,14 +210,18 @@ class _Runner:
         if self.interrupted.is_set() and not self.stopping:
             raise KeyboardInterrupt
 
-    def stop_now(self) -> None:
-        """Ctrl-C: drop queued items, let running ones end and journal them."""
+    def stop_now(self) -> bool:
+        """Ctrl-C: drop queued items, let running ones end and journal them. False
+        when a second Ctrl-C said not to wait for them."""
         self.stopping = True
         self._cancel_queued(report=False)
         try:
             self.drain(everything=True)
         except KeyboardInterrupt:
             log.warning("second Ctrl-C: not waiting for requests in flight")
+            self.journal.sync()
+            return False
+        return True
 
     def _cancel_queued(self, *, report: bool = True) -> None:
         for future in list(self.pending):

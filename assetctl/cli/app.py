@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from .. import __version__
-from ..errors import AssetctlError, ExitCode
+from ..errors import AssetctlError, ExitCode, Interrupted
 from ..logs import configure, scrub
 from .context import AppContext
 
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             log.debug("details", exc_info=True)
         _error(str(exc))
+        if isinstance(exc, Interrupted) and exc.abandoned:
+            _exit_without_joining_threads(int(exc.exit_code))
         return int(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         _error("interrupted")
@@ -162,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             "rerun with --debug and report it"
         )
         return int(ExitCode.FAILURE)
+
+
+def _exit_without_joining_threads(code: int) -> None:
+    """End now: the interpreter would otherwise wait for every worker thread, and a
+    third Ctrl-C would land inside that wait as a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _command_path(exc: Exception) -> str:
