@@ -748,3 +748,22 @@ def test_a_registry_lying_in_the_working_directory_cannot_collect_tokens(
         )
         assert named == 0
         assert server.headers_seen[-1]["Authorization"] == "Bearer test-token"
+
+
+def test_a_delete_batch_rerun_skips_what_it_deleted_before(env, capsys):
+    with AssetServer() as server:
+        server.seed(2)  # t00000, t00001; "late" does not exist yet
+        args = ["asset", "delete", "-t", "things", "--yes", "-o", "json"]
+        assert run(server, *args, "t00000", "late", "t00001") == 1
+        capsys.readouterr()
+
+        server.assets["late"] = {"id": "late", "name": "x", "version": 1}
+        assert run(server, *args, "t00000", "late", "t00001") == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    results = {line["id"]: (line["result"], line.get("reason")) for line in lines}
+    assert results == {
+        "t00000": ("skipped", "done in an earlier run"),
+        "late": ("deleted", None),
+        "t00001": ("skipped", "done in an earlier run"),
+    }
+    assert server.assets == {}

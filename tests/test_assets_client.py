@@ -223,3 +223,33 @@ def test_a_refused_environment_token_says_login_cannot_help(monkeypatch):
     assert "ASSETCTL_TOKEN" in str(problems.error_for(response, "GET /datasets"))
     monkeypatch.delenv("ASSETCTL_TOKEN")
     assert "assetctl login" in str(problems.error_for(response, "GET /datasets"))
+
+
+def test_a_lost_create_meeting_another_asset_with_its_id_is_a_conflict():
+    # The POST never reached the API; the lookup finds someone else's asset.
+    faults = iter(["drop-before"])
+    with AssetServer(
+        Style(idempotency=False),
+        fault=lambda m, p: next(faults, None) if m == "POST" else None,
+    ) as server:
+        server.assets["mine"] = {"id": "mine", "name": "theirs", "version": 1}
+        with pytest.raises(Conflict, match="already exists with other content"):
+            client_for(server, "page").create({"id": "mine", "name": "ours"}, key="k")
+        assert server.assets["mine"]["name"] == "theirs"
+
+
+def test_a_delete_whose_answer_was_lost_is_done_not_failed():
+    faults = iter(["drop-after"])  # deleted, then the connection dropped
+    with AssetServer(
+        fault=lambda m, p: next(faults, None) if m == "DELETE" else None
+    ) as server:
+        server.seed(1)
+        client_for(server, "page").delete("t00000")
+        deletes = [r for r in server.requests if r[0] == "DELETE"]
+        assert "t00000" not in server.assets and len(deletes) == 2
+
+
+def test_deleting_what_is_not_there_is_still_not_found():
+    with AssetServer() as server:
+        with pytest.raises(NotFound):
+            client_for(server, "page").delete("nothing-here")

@@ -24,7 +24,7 @@ from assetctl.assets.retry import (
     network_error,
     send_with_retry,
 )
-from assetctl.errors import ApiError, InputError, NetworkError, NotFound
+from assetctl.errors import ApiError, Conflict, InputError, NetworkError, NotFound
 from assetctl.registry import AssetType
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,17 @@ class AssetClient:
         lookup = (lambda: self._lookup(known_id)) if known_id is not None else None
         response = self._send(plan, on_lost=lookup)
         if response.request.method == "GET":
+            found = self._asset(response, str(known_id), need_body=False)
+            if not _holds(found.body, body):
+                # Not our lost create: someone else's asset already had this id.
+                raise Conflict(
+                    f"{_what(plan)}: asset {known_id} already exists with other "
+                    "content (the create's answer was lost, so this was checked)",
+                    status=409,
+                    hint="edit it instead, or choose another id",
+                )
             log.info("create of %s had reached the API before; not resending", known_id)
-            return self._asset(response, str(known_id), need_body=False)
+            return found
         self._raise_for(response, plan)
         return self._asset(response, self._created_id(response, plan), need_body=False)
 
@@ -160,7 +169,16 @@ class AssetClient:
 
     def delete(self, asset_id: object, *, etag: str | None = None) -> None:
         plan = self.plan_delete(asset_id, etag)
-        response = self._send(plan)
+        lost: list[bool] = []
+
+        def note_lost() -> None:
+            lost.append(True)  # and resend: DELETE is idempotent
+
+        response = self._send(plan, on_lost=note_lost)
+        if response.status_code == 404 and lost:
+            # The first DELETE did its work; only its answer went missing.
+            log.info("delete of %s had reached the API before", asset_id)
+            return
         self._raise_for(response, plan)
 
     def list(
@@ -311,3 +329,10 @@ def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) and body else None
+
+
+def _holds(found: Any, sent: Mapping[str, Any]) -> bool:
+    """Whether the asset found carries every field the create sent, as sent."""
+    return isinstance(found, Mapping) and all(
+        found.get(k) == v for k, v in sent.items()
+    )

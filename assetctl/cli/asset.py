@@ -210,7 +210,7 @@ def asset_delete(
     batch = _Batch(ctx, type_name, "delete", jobs, dry_run, output_format)
     items = _id_items(ids, batch.client.type.id_field)
     batch.run(
-        items, actions.delete_action(dry_run), {"ids": ids}, len(ids), fail_fast, True
+        items, actions.delete_action(dry_run), {"ids": ids}, len(ids), fail_fast, False
     )
 
 
