@@ -767,3 +767,25 @@ def test_a_delete_batch_rerun_skips_what_it_deleted_before(env, capsys):
         "t00001": ("skipped", "done in an earlier run"),
     }
     assert server.assets == {}
+
+
+def test_apply_of_a_server_id_type_never_creates_under_another_id(env, capsys):
+    (env / "named.json").write_text('{"id": "ghost", "name": "x"}')
+    (env / "new.json").write_text('{"name": "fresh"}')
+    with AssetServer(Style(id_from="location", edit="merge-patch")) as server:
+        assert run(server, "asset", "apply", "-t", "patched", "named.json") == 12
+        assert "the server chooses ids" in capsys.readouterr().err
+        assert server.assets == {}
+        assert run(server, "asset", "apply", "-t", "patched", "new.json") == 0
+        assert [a["name"] for a in server.assets.values()] == ["fresh"]
+
+
+def test_set_of_an_unusable_id_is_refused_before_sending(env, capsys):
+    with AssetServer() as server:
+        server.seed(1)
+        assert (
+            run(server, "asset", "edit", "-t", "things", "t00000", "--set", "id=..")
+            == 3
+        )
+        assert "cannot be an asset id" in capsys.readouterr().err
+        assert not [r for r in server.requests if r[0] != "GET"]

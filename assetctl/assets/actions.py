@@ -13,7 +13,7 @@ from typing import Any
 
 from assetctl.assets.client import AssetClient, PlannedRequest
 from assetctl.assets.inputs import InputItem, best_error, make_validator
-from assetctl.errors import ApiError, Conflict, InputError
+from assetctl.errors import ApiError, Conflict, InputError, NotFound
 
 # Why an item is `skipped`.
 DONE_EARLIER = "done in an earlier run"
@@ -92,6 +92,15 @@ def apply_action(dry_run: bool = False) -> Action:
     def apply(client: AssetClient, item: InputItem, key: str) -> Outcome:
         target = item.body.get(client.type.id_field)
         current = client.find(target) if target is not None else None
+        if current is None and target is not None and client.type.id_from == "location":
+            # The server picks this type's ids: creating would give the asset another
+            # id than the input names, and every rerun would create it again.
+            raise NotFound(
+                f"no asset {target!r}, and the server chooses ids for type "
+                f"'{client.type.name}'",
+                hint=f"remove '{client.type.id_field}' from the input to create it, "
+                "or use the id the server gave",
+            )
         if current is None:
             return create_action(dry_run)(client, item, key)
         if already_applied(client, current.body or {}, item.body):

@@ -155,6 +155,8 @@ def asset_edit(
     if sets:
         patch = inputs.parse_sets(sets)
         _check_ids(args)
+        if id_field in patch:
+            check_id(patch[id_field], f"--set {id_field}")
         items = lambda: _id_items(args, id_field)  # noqa: E731
         action = actions.edit_action(sets=patch, dry_run=dry_run)
         key: dict[str, Any] = {"ids": args, "set": patch}
