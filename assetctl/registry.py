@@ -260,7 +260,15 @@ def _load_schema(value: Any, locate: _Locator, where: tuple, base_dir: Path) -> 
             raise locate.error(
                 where, f"schema file {path} unreadable: {exc.strerror}"
             ) from exc
-        value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except UnicodeDecodeError as exc:
+            raise locate.error(where, f"schema file {path} is not UTF-8 text") from exc
+        try:
+            value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise locate.error(
+                where, f"schema file {path} is not valid JSON or YAML: {first_line}"
+            ) from exc
     if not isinstance(value, dict):
         raise locate.error(where, "schema must be a mapping or a file name")
     import jsonschema  # here: 30 ms that commands without schemas never pay
@@ -397,6 +405,8 @@ class _Locator:
     def error(
         self, path: tuple, message: str, *, key_node: bool = False
     ) -> RegistryError:
+        if len(path) > 1 and path[0] == "types" and not message.startswith("type "):
+            message = f"type {path[1]!r}: {message}"  # every message names its type
         return RegistryError(f"{self.source}:{self.line(path, key_node)}: {message}")
 
     def line(self, path: tuple, key_node: bool = False) -> int:

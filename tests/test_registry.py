@@ -108,7 +108,10 @@ types:
             MINIMAL + "    item: /things/x\n",
             "reg.yaml:4: type 'things': key 'item' needs one {id}",
         ),
-        (MINIMAL + "    schema: {type: 12}\n", "reg.yaml:4: not a valid JSON Schema"),
+        (
+            MINIMAL + "    schema: {type: 12}\n",
+            "reg.yaml:4: type 'things': not a valid JSON Schema",
+        ),
         (
             "typez: {}\n",
             "reg.yaml:1: the registry: unknown key 'typez' (did you mean 'types'?)",
@@ -209,3 +212,24 @@ def test_version_1_and_a_zero_first_page_are_fine():
 def test_a_registry_directory_is_named_as_one(tmp_path):
     with pytest.raises(RegistryError, match="is a directory"):
         registry.find_registry(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("s.json", b'{"type": "object",'),
+        ("s.yaml", b"type: [object\n  bad: : :\n"),
+        ("s.yaml", b"\xff\xfe not text"),
+    ],
+)
+def test_a_broken_schema_file_is_one_line_naming_registry_and_type(
+    tmp_path, name, content
+):
+    (tmp_path / name).write_bytes(content)
+    text = f"types:\n  things:\n    collection: /things\n    schema: {name}\n"
+    (tmp_path / "asset-types.yaml").write_text(text)
+    with pytest.raises(RegistryError) as caught:
+        registry.load_registry(str(tmp_path / "asset-types.yaml"))
+    message = str(caught.value)
+    assert "asset-types.yaml:4" in message and "things" in message
+    assert name in message and "\n" not in message
