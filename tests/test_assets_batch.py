@@ -15,7 +15,7 @@ from assetctl.assets import actions
 from assetctl.assets.batch import BatchOptions, run_batch
 from assetctl.assets.client import AssetClient
 from assetctl.assets.inputs import InputItem
-from assetctl.assets.journal import Journal, NoJournal
+from assetctl.assets.journal import Entry, Journal, NoJournal
 from assetctl.assets.retry import RetryPolicy
 from assetctl.errors import ExitCode, Interrupted
 from assetctl.registry import parse_registry
@@ -445,3 +445,24 @@ def test_a_second_sigint_ends_the_process_without_waiting_for_requests(tmp_path)
     assert child.returncode == 130, err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert "interrupted" in err and "run the same command again" in err
+
+
+def test_a_journal_unfinished_for_a_week_is_not_trusted(tmp_path):
+    with Journal("old", tmp_path) as journal:
+        journal.record("digest-1", "created", "a1")
+    week_ago = time.time() - 8 * 86400
+    os.utime(tmp_path / "old.jsonl", (week_ago, week_ago))
+
+    with Journal("old", tmp_path) as journal:
+        assert journal.done("digest-1") is None and not journal.resumed
+
+
+def test_journal_lines_that_are_not_ours_prove_nothing(tmp_path):
+    (tmp_path / "odd.jsonl").write_text(
+        '{"run": "r1"}\n5\n[1]\n{"action": "created"}\n'
+        '{"item": 7, "action": "created"}\n'
+        '{"item": "d1", "action": "created", "id": 3}\n'
+    )
+    with Journal("odd", tmp_path) as journal:
+        assert journal.done("d1") == Entry("d1", "created", "3")
+        assert journal.run_id == "r1"

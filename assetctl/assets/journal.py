@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +24,12 @@ import platformdirs
 from assetctl.assets.runlock import RunLock
 from assetctl.errors import ConfigError, InputError
 
+log = logging.getLogger(__name__)
+
 DONE_ACTIONS = frozenset({"created", "updated", "unchanged", "deleted"})
+# A journal this old describes a batch nobody resumed: what it calls done may have
+# changed on the server since, so it is dropped instead of trusted.
+MAX_AGE_DAYS = 7
 
 
 def journal_dir() -> Path:
@@ -72,7 +79,8 @@ class Journal:
                 hint="wait for it to finish (or stop it), then run the command again",
             )
         try:
-            if self.fresh:
+            _drop_old_journals(self.directory)
+            if self.fresh or _is_old(self.path):  # ours: locked by us just now
                 self.path.unlink(missing_ok=True)
             self._load()
             self._stream = self.path.open("a", encoding="utf-8")
@@ -144,11 +152,16 @@ class Journal:
             entry = json.loads(line)
         except ValueError:
             return  # a line cut short by a kill: that item was not finished
-        if "run" in entry:
+        if not isinstance(entry, dict):
+            return  # not ours (a hand edit): it proves nothing was done
+        if isinstance(entry.get("run"), str):
             self.run_id = entry["run"]
-        elif entry.get("action") in DONE_ACTIONS:
+        elif entry.get("action") in DONE_ACTIONS and isinstance(entry.get("item"), str):
             digest = entry["item"]
-            self._done[digest] = Entry(digest, entry["action"], entry.get("id"))
+            asset_id = entry.get("id")
+            self._done[digest] = Entry(
+                digest, entry["action"], None if asset_id is None else str(asset_id)
+            )
 
     def _append(self, entry: Mapping[str, Any], *, sync: bool = True) -> None:
         assert self._stream is not None
@@ -156,6 +169,26 @@ class Journal:
         self._stream.flush()  # a killed process loses nothing flushed
         if sync:
             os.fsync(self._stream.fileno())  # nor does a crashed machine
+
+
+def _drop_old_journals(directory: Path) -> None:
+    """Journals of batches left unfinished for MAX_AGE_DAYS, unless a run holds one."""
+    for path in directory.glob("*.jsonl"):
+        try:
+            if _is_old(path) and not Path(f"{path}.lock").exists():
+                log.info(
+                    "dropping %s: unfinished for over %d days", path.name, MAX_AGE_DAYS
+                )
+                path.unlink()
+        except OSError:
+            continue  # another run's business; never a reason to fail this one
+
+
+def _is_old(path: Path) -> bool:
+    try:
+        return path.stat().st_mtime < time.time() - MAX_AGE_DAYS * 86400
+    except FileNotFoundError:
+        return False
 
 
 def _unusable(path: Path, exc: OSError) -> ConfigError:
