@@ -7,10 +7,13 @@ module checks shape and schema but sends nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import sys
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,9 @@ from assetctl.assets.client import check_id
 from assetctl.errors import InputError
 
 MAX_DEPTH = 200  # nesting levels an input may have; deeper ones break the stack
+# Values in one asset as JSON spells it out, each use of a YAML alias counted again:
+# nine levels of aliases used nine times each would be 387 million values.
+MAX_VALUES = 1_000_000
 JSON_LINES = (".jsonl", ".ndjson")
 YAML_SUFFIXES = (".yaml", ".yml")
 KNOWN_SUFFIXES = (".json", *JSON_LINES, *YAML_SUFFIXES)
@@ -51,6 +57,15 @@ class Source:
 
     label: str
     path: Path
+    spool: _Spool | None = None  # stdin's copy; `path` is then `-`
+
+    def open(self) -> IO[str]:
+        if self.spool is not None:
+            return io.TextIOWrapper(self.spool.open(), encoding="utf-8")
+        return self.path.open(encoding="utf-8")
+
+    def open_bytes(self) -> IO[bytes]:
+        return self.spool.open() if self.spool is not None else self.path.open("rb")
 
 
 def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[Source]:
@@ -62,7 +77,7 @@ def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[So
     paths: list[Source] = []
     for arg in args:
         if arg == "-":
-            paths.append(Source("-", _spool_stdin(stdin or sys.stdin)))
+            paths.append(Source("-", Path("-"), _Spool(stdin or sys.stdin)))
             continue
         if not arg:
             raise InputError("an input file name is empty", hint="name a file")
@@ -89,7 +104,7 @@ def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[So
 def read_items(sources: Iterable[Source]) -> Iterator[InputItem]:
     """Yield each asset body of each file in turn; a file may hold several."""
     for source in sources:
-        yield from _read_file(source.path, source.label)
+        yield from _read_file(source)
 
 
 def check_items(
@@ -149,9 +164,16 @@ def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
             raise InputError(f"--set {pair!r}: expected field=value")
         target = patch
         *parents, leaf = key.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents, start=1):
             target = target.setdefault(part, {})
-        target[leaf] = _json_or_text(raw)
+            if not isinstance(target, dict):  # `--set a=2 --set a.b=1`
+                field = ".".join(parents[:depth])
+                raise InputError(
+                    f"--set {pair!r}: {field} is set to {json.dumps(target)}, "
+                    "which has no fields",
+                    hint=f"set either {field} or fields inside it",
+                )
+        target[leaf] = _json_or_text(pair, raw)
     return patch
 
 
@@ -164,22 +186,34 @@ def _validator(schema: Mapping[str, Any] | None) -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _json_or_text(raw: str) -> Any:
+def _json_or_text(pair: str, raw: str) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
+        return formats.loads(raw)
+    except json.JSONDecodeError:
         return raw
+    except ValueError as exc:  # JSON in form, but not a number an API takes
+        if raw.strip() in formats.CONSTANTS:  # NaN is not JSON: text, as documented
+            return raw
+        found = formats.bad_number(raw)
+        raise InputError(
+            f"--set {pair!r}: {found[1] if found else exc}",
+            hint='quote the value ("...") to send it as text',
+        ) from exc
 
 
-def _read_file(path: Path, name: str) -> Iterator[InputItem]:
+def _read_file(source: Source) -> Iterator[InputItem]:
+    name = source.label
     try:
-        with path.open(encoding="utf-8") as stream:
-            read = _READERS[_kind(path, stream)]
+        with source.open() as stream:
+            read = _READERS[_kind(source.path, stream)]
             yield from _items(read(stream, name), name)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text") from exc
+        line = _undecodable_line(source)
+        raise InputError(
+            f"{name}:{line}: not UTF-8 text", hint="convert it to UTF-8"
+        ) from exc
     except RecursionError as exc:
         raise InputError(
             f"{name}: nested too deeply to read (at most {MAX_DEPTH} levels)"
@@ -216,6 +250,8 @@ def _sniff(stream: IO[str]) -> str:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":
             return "jsonl"
+    except ValueError:  # a number Python will not convert: JSON, refused when read
+        pass
     return "json"
 
 
@@ -233,39 +269,149 @@ def _items(values: Iterable[tuple[str, Any]], name: str) -> Iterator[InputItem]:
 def _item(source: str, body: Any, ordinal: int = 1) -> InputItem:
     if not isinstance(body, dict):
         raise InputError(f"{source}: expected an object, got {type(body).__name__}")
-    if _depth(body) > MAX_DEPTH:
-        raise InputError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+    _check_shape(source, body)
     return InputItem(source=source, body=body, ordinal=ordinal)
 
 
-def _depth(value: Any) -> int:
-    """How deep objects and arrays nest, counted without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def _check_shape(source: str, body: dict[str, Any]) -> None:
+    """Refuse a body that is too deep, too big or endless once spelled out as JSON.
+
+    YAML aliases let one object appear many times, or inside itself. Each object is
+    measured once (remembered by id) but counted every time it is used, so an alias
+    bomb costs a few steps, not its expanded size; no recursion, so no stack limit.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (depth, values), once done
+    inside: set[int] = set()  # ids on the path from `body` to the current object
+    stack: list[tuple[Any, bool]] = [(body, False)]
     while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in node)
-    return deepest
+        node, parts_done = stack.pop()
+        if parts_done:
+            measured[id(node)] = _measure(source, node, measured)
+            inside.discard(id(node))
+        elif id(node) in inside:
+            raise InputError(
+                f"{source}: a YAML alias is used inside the object it names, "
+                "which JSON cannot spell out",
+                hint="replace the alias with a copy of what it should hold",
+            )
+        elif id(node) not in measured:
+            inside.add(id(node))
+            stack.append((node, True))
+            stack.extend((part, False) for part in _parts(node) if _nests(part))
 
 
-def _spool_stdin(stdin: IO[str]) -> Path:
-    # Kept until exit: the batch reads it twice (check, then send).
-    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        "w", encoding="utf-8", prefix="assetctl-stdin-", suffix="", delete=False
-    )
-    with spool:
-        shutil.copyfileobj(stdin, spool)
-    _SPOOLED.append(Path(spool.name))
-    return Path(spool.name)
+def _measure(
+    source: str, node: dict[str, Any] | list[Any], measured: dict[int, tuple[int, int]]
+) -> tuple[int, int]:
+    """Depth and value count of `node`, whose nested parts are all measured.
+
+    Only JSON's types get here: `formats` refuses the rest (dates, NaN, odd keys).
+    """
+    depth, values = 0, 1
+    for part in _parts(node):
+        part_depth, part_values = measured[id(part)] if _nests(part) else (0, 1)
+        depth, values = max(depth, part_depth), values + part_values
+    if depth + 1 > MAX_DEPTH:
+        raise InputError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+    if values > MAX_VALUES:
+        raise InputError(
+            f"{source}: more than {MAX_VALUES:,} values, counting each use of a "
+            "YAML alias",
+            hint="split the asset, or use aliases less",
+        )
+    return depth + 1, values
 
 
-_SPOOLED: list[Path] = []
+def _nests(value: Any) -> bool:
+    return isinstance(value, (dict, list))
+
+
+def _parts(node: dict[str, Any] | list[Any]) -> Iterable[Any]:
+    return node.values() if isinstance(node, dict) else node
+
+
+def _undecodable_line(source: Source) -> int:
+    """The line of the first byte that is not UTF-8, counted in the raw bytes."""
+    line, pending = 1, b""
+    with source.open_bytes() as stream:
+        while chunk := stream.read(1 << 16):
+            data, pending = pending + chunk, b""
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line += data.count(b"\n", 0, exc.start)
+                if exc.end < len(data) or exc.reason != "unexpected end of data":
+                    return line
+                pending = data[exc.start :]  # a character cut by the chunk's end
+                continue
+            line += data.count(b"\n")
+    return line
+
+
+class _Spool:
+    """Stdin copied to a temporary file without a name, to be read several times.
+
+    The file has no name on disk (O_TMPFILE, or unlinked at once), so the copy is gone
+    when the process ends, however it ends; every reader keeps its own position.
+    """
+
+    def __init__(self, stdin: IO[str]) -> None:
+        self._file = tempfile.TemporaryFile(prefix="assetctl-stdin-")
+        self._lock = threading.Lock()
+        _SPOOLED.append(weakref.finalize(self, self._file.close))
+        raw = getattr(stdin, "buffer", None)
+        if raw is not None:  # the bytes as sent: decoding them is the readers' job
+            shutil.copyfileobj(raw, self._file)
+            return
+        while text := stdin.read(1 << 16):
+            self._file.write(text.encode("utf-8", "surrogateescape"))
+
+    def open(self) -> IO[bytes]:
+        return io.BufferedReader(_SpoolReader(self))
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+
+class _SpoolReader(io.RawIOBase):
+    """One reader of a spool, with a position of its own."""
+
+    def __init__(self, spool: _Spool) -> None:
+        super().__init__()
+        self._spool, self._pos = spool, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._spool.read_at(self._pos, len(buffer))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence not in (io.SEEK_SET, io.SEEK_CUR):
+            raise io.UnsupportedOperation("a stdin spool seeks from its start only")
+        self._pos = offset + (self._pos if whence == io.SEEK_CUR else 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+_SPOOLED: list[weakref.finalize] = []
 
 
 def remove_spooled() -> None:
-    """Delete stdin spool files; commands call this when they finish."""
+    """Close stdin spools (their data goes with them); commands call this at the end.
+
+    One that is left open (a command that failed first) closes when its `Source` is
+    dropped, or when the process ends.
+    """
     while _SPOOLED:
-        _SPOOLED.pop().unlink(missing_ok=True)
+        _SPOOLED.pop()()
