@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -789,3 +790,39 @@ def test_set_of_an_unusable_id_is_refused_before_sending(env, capsys):
         )
         assert "cannot be an asset id" in capsys.readouterr().err
         assert not [r for r in server.requests if r[0] != "GET"]
+
+
+def test_a_rerun_naming_the_file_another_way_resumes_the_same_batch(env, capsys):
+    rows = [
+        {"id": "taken", "name": "x"},
+        {"id": "n1", "name": "x"},
+        {"id": "n2", "name": "x"},
+    ]
+    (env / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (env / "sub").mkdir()
+    with AssetServer() as server:
+        server.assets["taken"] = {"id": "taken", "name": "other", "version": 1}
+        assert run(server, "asset", "create", "-t", "things", "in.jsonl") == 1
+        capsys.readouterr()
+
+        del server.assets["taken"]
+        os.chdir(env / "sub")
+        again = ["asset", "create", "-t", "things", "-o", "json", "../in.jsonl"]
+        assert run(server, *again) == 0
+        lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {x["id"]: x["result"] for x in lines} == {
+        "taken": "created",
+        "n1": "skipped",
+        "n2": "skipped",
+    }
+
+
+def test_two_different_piped_batches_are_two_batches(tmp_path):
+    from assetctl.assets import inputs
+
+    def identity(text: str) -> str:
+        (source,) = inputs.expand_sources(["-"], stdin=io.StringIO(text))
+        return source.identity
+
+    assert identity('{"name": "a"}') == identity('{"name": "a"}')
+    assert identity('{"name": "a"}') != identity('{"name": "b"}')

@@ -39,6 +39,9 @@ class InputItem:
     source: str  # "path" (one object), "path:line", "path:line#n" (same line again)
     body: Mapping[str, Any]
     ordinal: int = 1  # the item's place in its file, from 1
+    # The file's identity (its resolved path; "-" for stdin), however it was spelled:
+    # `./in.jsonl` and `in.jsonl` on a rerun must find the same journal entries.
+    origin: str = ""
 
     @property
     def digest(self) -> str:
@@ -47,7 +50,7 @@ class InputItem:
         The ordinal keeps two equal objects of one file apart, even on one line.
         """
         canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
-        where = f"{self.source}#{self.ordinal}"
+        where = f"{self.origin or self.source}#{self.ordinal}"
         return hashlib.sha256(f"{where}\n{canonical}".encode()).hexdigest()
 
 
@@ -66,6 +69,19 @@ class Source:
 
     def open_bytes(self) -> IO[bytes]:
         return self.spool.open() if self.spool is not None else self.path.open("rb")
+
+    @property
+    def identity(self) -> str:
+        """What names this input in journals: the resolved path, however it was
+        typed; for stdin a digest of what came in (two different piped batches are
+        two batches)."""
+        if self.spool is None:
+            return str(self.path.resolve())
+        digest = hashlib.sha256()
+        with self.open_bytes() as stream:
+            for chunk in iter(lambda: stream.read(1 << 16), b""):
+                digest.update(chunk)
+        return f"-:{digest.hexdigest()[:32]}"
 
 
 def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[Source]:
@@ -206,7 +222,7 @@ def _read_file(source: Source) -> Iterator[InputItem]:
     try:
         with source.open() as stream:
             read = _READERS[_kind(source.path, stream)]
-            yield from _items(read(stream, name), name)
+            yield from _items(read(stream, name), name, source.identity)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -255,7 +271,9 @@ def _sniff(stream: IO[str]) -> str:
     return "json"
 
 
-def _items(values: Iterable[tuple[str, Any]], name: str) -> Iterator[InputItem]:
+def _items(
+    values: Iterable[tuple[str, Any]], name: str, origin: str = ""
+) -> Iterator[InputItem]:
     """Values as items named `file:line`; a second object on one line adds `#N`."""
     previous = None
     for ordinal, (where, body) in enumerate(values, start=1):
@@ -263,14 +281,14 @@ def _items(values: Iterable[tuple[str, Any]], name: str) -> Iterator[InputItem]:
         if where and where == previous:
             source += f"#{ordinal}"
         previous = where
-        yield _item(source, body, ordinal)
+        yield _item(source, body, ordinal, origin)
 
 
-def _item(source: str, body: Any, ordinal: int = 1) -> InputItem:
+def _item(source: str, body: Any, ordinal: int = 1, origin: str = "") -> InputItem:
     if not isinstance(body, dict):
         raise InputError(f"{source}: expected an object, got {type(body).__name__}")
     _check_shape(source, body)
-    return InputItem(source=source, body=body, ordinal=ordinal)
+    return InputItem(source=source, body=body, ordinal=ordinal, origin=origin)
 
 
 def _check_shape(source: str, body: dict[str, Any]) -> None:

@@ -323,9 +323,7 @@ def _confirm_delete(ctx: typer.Context, type_name: str, ids: list[str]) -> None:
 
 
 def _labels(sources: Iterable[inputs.Source]) -> list[str]:
-    return [
-        s.label if s.label == "-" else str(Path(s.label).resolve()) for s in sources
-    ]
+    return [s.identity for s in sources]
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
