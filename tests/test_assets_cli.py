@@ -826,3 +826,18 @@ def test_two_different_piped_batches_are_two_batches(tmp_path):
 
     assert identity('{"name": "a"}') == identity('{"name": "a"}')
     assert identity('{"name": "a"}') != identity('{"name": "b"}')
+
+
+def test_a_schema_ref_that_leads_nowhere_is_a_registry_error(env, capsys):
+    (env / "asset-types.yaml").write_text(
+        "types:\n  things:\n    collection: /things\n    schema:\n"
+        "      type: object\n"
+        "      properties: {name: {$ref: '#/definitions/missing'}}\n"
+    )
+    (env / "a.json").write_text('{"name": "x"}')
+    with AssetServer() as server:
+        assert run(server, "asset", "create", "-t", "things", "a.json") == 3
+        assert server.requests == []
+    err = capsys.readouterr().err
+    assert "schema cannot be used" in err and "/definitions/missing" in err
+    assert len(err.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from assetctl.assets import formats
 from assetctl.assets.client import check_id
-from assetctl.errors import InputError
+from assetctl.errors import InputError, RegistryError
 
 MAX_DEPTH = 200  # nesting levels an input may have; deeper ones break the stack
 # Values in one asset as JSON spells it out, each use of a YAML alias counted again:
@@ -159,8 +159,17 @@ def check_schema(item: InputItem, validator: Any) -> None:
 def best_error(body: Any, validator: Any) -> str | None:
     """`field: reason` for the most telling schema violation, or None."""
     from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
 
-    error = best_match(validator.iter_errors(body))
+    try:
+        error = best_match(validator.iter_errors(body))
+    except Unresolvable as exc:
+        # A `$ref` that leads nowhere passes jsonschema's schema check; it shows
+        # only when an input reaches it. Say so as the registry's fault, on one line.
+        raise RegistryError(
+            f"the asset type's schema cannot be used: {str(exc).splitlines()[0]}",
+            hint="fix the $ref in the registry's schema",
+        ) from None
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(top)"
