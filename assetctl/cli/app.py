@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         if exc.exit_code == ExitCode.INTERRUPTED:  # Typer's own Ctrl-C, said quietly
             _error("interrupted")
+        if exc.exit_code == ExitCode.FAILURE and _reader_left():
+            return int(ExitCode.OK)
         return exc.exit_code
     except AssetctlError as exc:
         if debug:
@@ -157,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except BrokenPipeError:
         return int(ExitCode.OK)
+    except SystemExit as exc:
+        if _reader_left():
+            return int(ExitCode.OK)
+        return exc.code if isinstance(exc.code, int) else int(ExitCode.FAILURE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             log.error("unexpected failure", exc_info=True)
@@ -165,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             "rerun with --debug and report it"
         )
         return int(ExitCode.FAILURE)
+
+
+def _reader_left() -> bool:
+    """Click meets a reader that left (`assetctl --help | head -1`) by wrapping stdout
+    and exiting 1; for us a reader that stops early is not an error."""
+    return type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper"
 
 
 def _exit_without_joining_threads(code: int) -> None:

@@ -199,7 +199,10 @@ def test_commands_that_need_no_token_never_touch_the_keyring(
     assert keyring_requests == []
 
 
-@pytest.mark.parametrize("argv", [("token",), ("token", "--decode"), ("status",)])
+@pytest.mark.parametrize(
+    "argv",
+    [("token",), ("token", "--decode"), ("status",), ("--version",), ("--help",)],
+)
 def test_a_reader_that_leaves_early_is_not_an_error(argv, tmp_path):
     import os
     import subprocess
