@@ -22,7 +22,7 @@ import requests
 from ..errors import AccessDenied, DeviceCodeExpired, LoginError, NetworkError
 from ..logs import register_secret
 from .oidc import Endpoints, oauth_error, post_form, token_body
-from .tokens import TokenSet
+from .tokens import TokenSet, stored_fields
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class DeviceAuthorization:
 
     @classmethod
     def from_json(cls, text: str) -> DeviceAuthorization:
-        data = json.loads(text)
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        return cls(**stored_fields(cls, text))
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,15 @@ import platformdirs
 
 from ..config import APP_NAME, Settings
 from ..errors import StorageError
+from ..logs import MASK, redact, register_secret
 
 log = logging.getLogger(__name__)
 
 SERVICE = APP_NAME
 CHUNK_SIZE = 1000  # characters; below Windows' limit with room to spare
 READ_ATTEMPTS = 4
+MAX_PIECES = 100  # 100 KB; a manifest naming more is mangled (token sets: 2-8 KB)
+SECRET_RUN = 12  # characters: a longer stretch of a stored value is masked in errors
 _MANIFEST = "assetctl-chunks:"
 
 T = TypeVar("T")
@@ -75,6 +78,7 @@ class KeyringStore:
         self._backend = backend
         self.description = "system keyring"
         self._lock: filelock.BaseFileLock | None = None
+        self._warned: set[str] = set()
 
     # One process at a time talks to the keyring: gnome-keyring (42 and 50) aborts when
     # many clients open Secret Service sessions at once, and comes back locked (seen
@@ -142,6 +146,8 @@ class KeyringStore:
             return
 
         pieces = _split(value)
+        for piece in pieces:  # a backend's error may quote what it was given
+            register_secret(piece)
         if len(pieces) == 1 and not value.startswith(_MANIFEST):
             self._write(key, value)
         else:
@@ -154,22 +160,43 @@ class KeyringStore:
         self._delete_pieces(key, old_head, keep=value)
 
     def _delete_unlocked(self, key: str) -> bool:
-        head = self._read(key)
-        if head is None:
+        raw = self._read_raw(key)
+        if raw is None:
             return False
-        self._delete_pieces(key, head)
+        self._delete_pieces(key, self._text(key, raw))
         self._call(lambda kr: _delete_quietly(kr, key), "delete")
         return True
 
-    def _read(self, name: str) -> str | None:
+    def _read(self, name: str, *, quiet: bool = False) -> str | None:
+        """The entry's text; None if it is absent or not text (warned about once,
+        unless `quiet`: a piece that is not text makes its value read as incomplete)."""
+        return self._text(name, self._read_raw(name), quiet=quiet)
+
+    def _read_raw(self, name: str) -> object:
         return self._call(lambda kr: kr.get_password(SERVICE, name), "read")
 
+    def _text(self, name: str, raw: object, *, quiet: bool = False) -> str | None:
+        # keyring promises str; some backends give bytes. UTF-8 bytes are read as
+        # text; anything else must not fail every command: the next login replaces it.
+        if raw is None or isinstance(raw, str):
+            return raw
+        if isinstance(raw, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                return raw.decode("utf-8")
+        if not quiet:
+            _warn_unreadable(self._warned, name, f"{type(raw).__name__}, not text")
+        return None
+
     def _write(self, name: str, value: str) -> None:
-        self._call(lambda kr: kr.set_password(SERVICE, name, value), "write")
+        self._call(
+            lambda kr: kr.set_password(SERVICE, name, value), "write", secret=value
+        )
 
     def _read_pieces(self, key: str, head: str) -> str | None:
         count, digest = _parse_manifest(head)
-        parts = [self._read(_piece_name(key, digest, i)) for i in range(count)]
+        parts = [
+            self._read(_piece_name(key, digest, i), quiet=True) for i in range(count)
+        ]
         if any(part is None for part in parts):
             return None
         value = "".join(parts)  # type: ignore[arg-type]
@@ -195,9 +222,14 @@ class KeyringStore:
     def _delete(self, name: str) -> None:
         self._call(lambda kr: _delete_quietly(kr, name), "delete")
 
-    def _call(self, action: Callable[[Any], T], what: str) -> T:
+    def _call(
+        self, action: Callable[[Any], T], what: str, secret: str | None = None
+    ) -> T:
         return call_with_timeout(
-            lambda: action(self.backend()), self.timeout, f"keyring {what}"
+            lambda: action(self.backend()),
+            self.timeout,
+            f"keyring {what}",
+            secret=secret,
         )
 
     def backend(self) -> object:
@@ -216,11 +248,16 @@ class FileStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.description = f"file {folder} (opt-in, unencrypted)"
+        self._warned: set[str] = set()
 
     def get(self, key: str) -> str | None:
         try:
             return self._path(key).read_text(encoding="utf-8")
         except FileNotFoundError:
+            return None
+        except UnicodeDecodeError:
+            # A hand edit or a truncated write: absent, so the next login replaces it.
+            _warn_unreadable(self._warned, key, "not UTF-8 text")
             return None
         except OSError as exc:
             raise StorageError(
@@ -233,7 +270,7 @@ class FileStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.folder, 0o700)
-            if path.exists() and path.read_text(encoding="utf-8") == value:
+            if path.exists() and path.read_bytes() == value.encode("utf-8"):
                 return
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -274,8 +311,11 @@ class _Release:
         self.lock.release()
 
 
-def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:
-    """Run `action` in a daemon thread; a hang becomes a `StorageError`, not a hang."""
+def call_with_timeout(
+    action: Callable[[], T], timeout: float, what: str, secret: str | None = None
+) -> T:
+    """Run `action` in a daemon thread; a hang becomes a `StorageError`, not a hang.
+    No part of `secret` (the value being stored) reaches the error's message."""
     results: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
 
     def run() -> None:
@@ -293,7 +333,7 @@ def call_with_timeout(action: Callable[[], T], timeout: float, what: str) -> T:
         ) from None
     if ok:
         return value  # type: ignore[return-value]
-    raise _storage_error(value, what)  # type: ignore[arg-type]
+    raise _storage_error(value, what, secret)  # type: ignore[arg-type]
 
 
 def _safe_backend() -> object:
@@ -333,7 +373,9 @@ def _is_plaintext(backend: object) -> bool:
     )
 
 
-def _storage_error(exc: BaseException, what: str) -> BaseException:
+def _storage_error(
+    exc: BaseException, what: str, secret: str | None = None
+) -> BaseException:
     if isinstance(exc, StorageError):
         return exc
     try:
@@ -347,7 +389,8 @@ def _storage_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, Exception):
         # Backends also fail in their own ways: keyrings.cryptfile raises EOFError when
         # it cannot prompt (no terminal), D-Bus libraries raise their own errors.
-        return StorageError(f"the {what} failed: {_first_line(exc)}", hint=STORE_HINT)
+        reason = _first_line(exc, secret)
+        return StorageError(f"the {what} failed: {reason}", hint=STORE_HINT)
     return exc
 
 
@@ -375,13 +418,40 @@ def _parse_manifest(head: str) -> tuple[int, str]:
     is overwritten by the next login instead of failing every command."""
     count, _, digest = head[len(_MANIFEST) :].partition(":")
     try:
-        return int(count), digest
+        pieces = int(count)
     except ValueError:
         return 0, ""
+    return (pieces, digest) if 0 < pieces <= MAX_PIECES else (0, "")
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _first_line(exc: BaseException, secret: str | None = None) -> str:
+    """The first line of a backend's error, with secrets masked: a backend may quote
+    the value it was given (a piece of a token that no pattern would recognise)."""
+    text = redact(_mask_runs(str(exc), secret) if secret else str(exc))
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _mask_runs(text: str, secret: str, run: int = SECRET_RUN) -> str:
+    """`text` with every stretch of `run` or more characters of `secret` masked, so
+    neither the value nor a truncated or partial quote of it survives."""
+    windows = {secret[i : i + run] for i in range(len(secret) - run + 1)}
+    hidden = [False] * len(text)
+    for i in range(len(text) - run + 1):
+        if text[i : i + run] in windows:
+            hidden[i : i + run] = [True] * run
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not hidden[i]:
+            out.append(char)
+        elif i == 0 or not hidden[i - 1]:
+            out.append(MASK)
+    return "".join(out)
+
+
+def _warn_unreadable(warned: set[str], key: str, why: str) -> None:
+    if key not in warned:
+        warned.add(key)
+        log.warning("ignoring an unreadable stored entry %s (%s)", key, why)
 
 
 def _piece_name(key: str, digest: str, index: int) -> str:

@@ -12,7 +12,8 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import jwt
 
@@ -121,9 +122,51 @@ class TokenSet:
 
     @classmethod
     def from_json(cls, text: str) -> TokenSet:
-        data = json.loads(text)
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """A stored set; `ValueError` or `TypeError` if it is not one."""
+        return cls(**stored_fields(cls, text))
+
+
+def stored_fields(cls: type[Any], text: str) -> dict[str, Any]:
+    """The fields of dataclass `cls` in a stored JSON object, each checked against its
+    type (a hand edit or another program may have written anything); unknown keys are
+    dropped. `ValueError` for text that is not a JSON object, `TypeError` for a field of
+    the wrong type; a missing required field is left for `cls` to refuse."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"not a JSON object but {type(data).__name__}")
+    hints = get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in cls.__dataclass_fields__:
+            continue
+        fields[name] = _checked(name, value, hints[name])
+    return fields
+
+
+_CHECKED = (str, int, float, type(None))
+
+
+def _checked(name: str, value: Any, hint: Any) -> Any:
+    allowed = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    if any(kind not in _CHECKED for kind in allowed):
+        return value  # a kind of field this check does not know: the class decides
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and _is_number(value):
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ValueError(f"{name} is out of range") from None
+    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if str in allowed and isinstance(value, str):
+        return value
+    wanted = " or ".join(getattr(kind, "__name__", str(kind)) for kind in allowed)
+    raise TypeError(f"{name} is {type(value).__name__}, not {wanted}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def same_realm(realm_url: str, issuer: str, recorded_realm_url: str = "") -> bool:

@@ -5,6 +5,7 @@ store."""
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import threading
 import time
@@ -490,3 +491,116 @@ def test_keyring_calls_of_two_stores_never_overlap(backend):
     for thread in threads:
         thread.join()
     assert overlap == []
+
+
+# -- entries that cannot be read, and errors that quote what was stored
+
+
+class BytesKeyring(LimitedKeyring):
+    """Breaks keyring's promise of str: gives back bytes, or anything at all."""
+
+    def __init__(self, garbage: object | None = None) -> None:
+        super().__init__()
+        self.garbage = garbage
+
+    def get_password(self, service: str, username: str) -> str | None:
+        value = super().get_password(service, username)
+        if value is None:
+            return None
+        if self.garbage is not None and username == "p/tokens":
+            return self.garbage  # type: ignore[return-value]
+        return value.encode("utf-8")  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("size", [100, 4500])
+def test_a_backend_giving_utf8_bytes_is_read_as_text(size):
+    backend = BytesKeyring()
+    kstore = KeyringStore(timeout=5, backend=backend)
+    kstore.set("p/tokens", "v" * size)
+
+    assert kstore.get("p/tokens") == "v" * size
+    kstore.set("p/tokens", "w" * size)
+    assert kstore.get("p/tokens") == "w" * size
+    assert kstore.delete("p/tokens") is True
+    assert backend.names() == set()  # no piece left behind
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe", 42, ["a list"]])
+def test_a_backend_giving_what_is_not_text_reads_as_absent_once(garbage, caplog):
+    backend = BytesKeyring(garbage)
+    kstore = KeyringStore(timeout=5, backend=backend)
+    kstore.set("p/tokens", "old login")
+
+    assert kstore.get("p/tokens") is None
+    assert kstore.get("p/tokens") is None
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "p/tokens" in caplog.records[0].getMessage()
+
+    kstore.set("p/tokens", "new login")  # a new login overwrites it
+    assert backend.items[(SERVICE, "p/tokens")] == "new login"
+    assert kstore.delete("p/tokens") is True
+    assert backend.names() == set()
+
+
+def test_a_credentials_entry_of_bytes_that_are_not_utf8_is_not_logged_in():
+    kstore = KeyringStore(timeout=5, backend=BytesKeyring(b"\xff"))
+    credentials = Credentials(kstore, "p")
+    credentials.save_tokens(big_token_set())
+
+    assert credentials.load_tokens() is None
+
+
+def test_a_manifest_naming_absurdly_many_pieces_reads_as_absent(backend, kstore):
+    backend.items[(SERVICE, "p/tokens")] = "assetctl-chunks:99999999999:deadbeef"
+
+    started = time.monotonic()
+    assert kstore.get("p/tokens") is None
+    assert time.monotonic() - started < 2
+    kstore.set("p/tokens", "fresh login")
+    assert kstore.get("p/tokens") == "fresh login"
+
+
+class EchoingKeyring(LimitedKeyring):
+    """A backend whose error quotes the value it was given, whole or in part."""
+
+    def __init__(self, quote) -> None:
+        super().__init__()
+        self.quote = quote
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise PasswordSetError(f"cannot store {self.quote(password)}\nsecond line")
+
+
+def stretches(value: str, run: int = 12) -> set[str]:
+    return {value[i : i + run] for i in range(len(value) - run + 1)}
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        lambda password: password,
+        lambda password: repr(password),
+        lambda password: password[:300],
+        lambda password: password[-40:],
+        lambda password: f"{password[100:140]}...",
+    ],
+)
+def test_no_piece_of_a_stored_value_reaches_an_error_message(quote):
+    from assetctl.logs import scrub
+
+    tokens = big_token_set().with_updates(
+        # Opaque tokens: no JWT pattern would spot them.
+        access_token=secrets.token_urlsafe(1900),
+        refresh_token=secrets.token_urlsafe(1100),
+    )
+    credentials = Credentials(
+        KeyringStore(timeout=5, backend=EchoingKeyring(quote)), "p"
+    )
+
+    with pytest.raises(StorageError) as caught:
+        credentials.save_tokens(tokens)
+
+    message = str(caught.value)
+    assert "cannot store" in message and "second line" not in message
+    for shown in (message, scrub(message)):
+        assert not stretches(tokens.to_json()) & stretches(shown)
