@@ -291,15 +291,22 @@ def test_service_account_login_with_secret_from_environment(cli_env):
     assert "wrong" not in bad.stderr
 
 
-def test_environment_token_wins_and_status_says_so(cli_env, approve):
+def test_environment_token_wins_and_status_says_so(cli_env, approve, keycloak):
     assert login_in_terminal(cli_env, approve)[0] == 0
     stored = run(["token"], cli_env).stdout.strip()
-    supplied = run(["token"], cli_env).stdout.strip()
+    # Another valid token (the CI service account's), so which one wins can show.
+    supplied = requests.post(
+        keycloak.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=("assetctl-ci", "dev-ci-secret"),
+        timeout=10,
+    ).json()["access_token"]
     env = {**cli_env, "ASSETCTL_TOKEN": supplied}
 
     info = json.loads(run(["status", "--output", "json"], env).stdout)
     assert info["token_source"] == "environment variable ASSETCTL_TOKEN"
-    assert run(["token"], env).stdout.strip() == supplied == stored
+    assert info["user"] != "demo"
+    assert run(["token"], env).stdout.strip() == supplied != stored
 
 
 def test_debug_output_of_login_refresh_and_logout_holds_no_secret(

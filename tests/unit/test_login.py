@@ -189,3 +189,36 @@ def test_a_second_login_ends_the_first_session_at_its_server(keycloak):
     ]
     assert [e["refresh_token"] for e in ended] == [["rt-1"]]
     assert json.loads(store.items["default/tokens"])["refresh_token"] == "rt-2"
+
+
+def test_logout_falls_back_to_rfc7009_revocation_where_there_is_no_logout(rsps):
+    revoke_url = f"{ISSUER}/protocol/openid-connect/revoke"
+    rsps.add(
+        responses.GET,
+        f"{PROXY_REALM}/.well-known/openid-configuration",
+        json={
+            "issuer": ISSUER,
+            "token_endpoint": TOKEN_URL,
+            "revocation_endpoint": revoke_url,
+        },
+    )
+    rsps.add(responses.POST, revoke_url, status=200)
+    store = MemoryStore()
+    authn = authenticator(store)
+    authn.store_login(
+        TokenSet(
+            access_token="at-0",
+            expires_at=time.time() + 300,
+            refresh_token="rt-0",
+            issuer=ISSUER,
+            realm_url=PROXY_REALM,
+            client_id="cli",
+        )
+    )
+
+    result = login.logout(authn)
+
+    assert result.server == "revocation" and result.server_ok and result.removed
+    (call,) = [c for c in rsps.calls if c.request.url == revoke_url]
+    sent = parse_qs(call.request.body)
+    assert sent["token"] == ["rt-0"] and sent["token_type_hint"] == ["refresh_token"]

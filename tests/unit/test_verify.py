@@ -71,17 +71,24 @@ def test_no_audience_named_checks_none(realm):
     )
 
 
+# Tokens are signed when the test runs, not at collection: a suite longer than their
+# five minutes must not turn "wrong audience" into "expired".
 @pytest.mark.parametrize(
-    ("token", "audience", "words"),
+    ("make_token", "audience", "words"),
     [
-        (signed(aud="other"), "asset-api", "not meant for audience"),
-        (signed(iss="https://evil.example.test/realms/demo"), None, "does not verify"),
-        (signed(exp=int(time.time()) - 3600), None, "does not verify"),
-        (signed(kid="gone"), None, "no key with the token's key id"),
-        ("not-a-jwt", None, "not a JWT"),
+        (lambda: signed(aud="other"), "asset-api", "not meant for audience"),
+        (
+            lambda: signed(iss="https://evil.example.test/realms/demo"),
+            None,
+            "does not verify",
+        ),
+        (lambda: signed(exp=int(time.time()) - 3600), None, "does not verify"),
+        (lambda: signed(kid="gone"), None, "no key with the token's key id"),
+        (lambda: "not-a-jwt", None, "not a JWT"),
     ],
 )
-def test_bad_tokens_are_auth_errors_saying_why(realm, token, audience, words):
+def test_bad_tokens_are_auth_errors_saying_why(realm, make_token, audience, words):
+    token = make_token()
     with pytest.raises(AuthError, match=words):
         verify_access_token(authenticator(), token, audience)
 
