@@ -322,7 +322,7 @@ def _build(
         if name in kwargs:
             kwargs[name] = _seconds(name, kwargs[name], sources.get(name))
     if "allow_http" in kwargs:
-        kwargs["allow_http"] = _as_bool(kwargs["allow_http"])
+        kwargs["allow_http"] = _as_bool(kwargs["allow_http"], sources.get("allow_http"))
 
     for name in ("server_url", "api_url"):
         if kwargs.get(name):
@@ -364,7 +364,8 @@ def _seconds(name: str, value: Any, source: str | None) -> float:
     # Zero, negative or NaN got through before and failed later inside requests
     # ("unexpected failure") or made every keyring call time out at once.
     try:
-        seconds = float(value)
+        # `timeout = true` in TOML is a mistake, not one second.
+        seconds = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         seconds = math.nan
     if not 0 < seconds < math.inf:
@@ -376,7 +377,16 @@ def _seconds(name: str, value: Any, source: str | None) -> float:
     return seconds
 
 
-def _as_bool(value: Any) -> bool:
+def _as_bool(value: Any, source: str | None = None) -> bool:
+    """Yes or no; anything else ("maybe") is a mistake to say, not a quiet no."""
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(
+        f"allow_http must be yes or no, got {value!r} (from {source})",
+        hint="use 1/true/yes or 0/false/no",
+    )

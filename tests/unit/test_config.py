@@ -407,3 +407,18 @@ def test_a_url_that_cannot_be_used_is_a_config_error(tmp_path, url):
 def test_a_ca_bundle_that_is_not_a_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="CA bundle"):
         load_settings({"ca_bundle": str(tmp_path / "none.pem")}, env={}, cwd=tmp_path)
+
+
+def test_a_yes_or_no_that_is_neither_is_a_config_error(tmp_path):
+    env = {
+        "ASSETCTL_CONFIG": str(tmp_path / "none.toml"),
+        "ASSETCTL_ALLOW_HTTP": "maybe",
+    }
+    with pytest.raises(ConfigError, match="allow_http must be yes or no"):
+        load_settings({}, env=env, cwd=tmp_path)
+
+
+def test_a_timeout_of_true_is_not_one_second(tmp_path):
+    path = write_config(tmp_path, "[profiles.default]\ntimeout = true\n")
+    with pytest.raises(ConfigError, match="timeout must be a positive number"):
+        load_settings({}, env={"ASSETCTL_CONFIG": str(path)}, cwd=tmp_path)
