@@ -267,7 +267,8 @@ def test_token_expiring_mid_batch_is_refreshed_without_failing_an_item(
         "ASSETCTL_CLIENT_ID": "assetctl-cli-short",
         "ASSETCTL_REGISTRY": str(REGISTRY),
     }
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     logged_in = time.monotonic()
     batch = uuid.uuid4().hex
     # Enough items to outlast the token even on a quiet machine (~330 items/s there).

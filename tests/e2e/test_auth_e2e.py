@@ -64,7 +64,8 @@ def test_login_stores_tokens_in_the_secret_service_and_token_prints_them(
 
 
 def test_token_verify_checks_signature_issuer_and_audience(cli_env, approve):
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
 
     ok = run(["token", "--verify", "--audience", "asset-api"], cli_env)
     assert ok.returncode == 0, ok.stderr
@@ -87,7 +88,8 @@ def test_denied_consent_ends_login_with_its_own_exit_code(cli_env, approve):
 
 def test_expired_access_token_is_refreshed_on_next_command(cli_env, approve, keycloak):
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     first = run(["token"], env).stdout.strip()
     before = len(keycloak.events("REFRESH_TOKEN"))
 
@@ -110,7 +112,8 @@ def test_sixteen_processes_share_one_refresh_and_the_session_survives(
     # and the new token must stay fresh until the last of them has read it.
     keycloak.set_client_attribute("assetctl-cli-short", "access.token.lifespan", "20")
     try:
-        assert login_in_terminal(env, approve)[0] == 0
+        code, out = login_in_terminal(env, approve)
+        assert code == 0, out
         time.sleep(21)
         before = len(keycloak.events("REFRESH_TOKEN"))
 
@@ -138,7 +141,8 @@ def test_sixteen_processes_share_one_refresh_and_the_session_survives(
 
 def test_revoked_session_fails_fast_with_the_auth_exit_code(cli_env, approve, keycloak):
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     keycloak.logout_user("demo")  # an administrator ends every session of the user
     time.sleep(11)
 
@@ -157,7 +161,8 @@ def test_revoked_session_fails_fast_with_the_auth_exit_code(cli_env, approve, ke
 
 
 def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, keycloak):
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
     refresh_token = stored_tokens(cli_env)["refresh_token"]
 
     result = run(["logout"], cli_env)
@@ -170,7 +175,8 @@ def test_logout_ends_the_server_session_and_removes_tokens(cli_env, approve, key
 
 
 def test_logout_without_server_still_removes_tokens(cli_env, approve):
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
 
     # Keycloak out of reach: every request goes through a proxy where nothing listens.
     unreachable = {
@@ -201,7 +207,8 @@ def refresh_answer(keycloak, refresh_token: str, client_id: str = "assetctl-cli-
 def test_logout_ends_the_session_at_the_server_that_issued_it(
     cli_env, approve, keycloak
 ):
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
     refresh_token = stored_tokens(cli_env)["refresh_token"]
 
     # The server URL changed since the login: the refresh token must not go there.
@@ -214,11 +221,13 @@ def test_logout_ends_the_session_at_the_server_that_issued_it(
 
 def test_a_second_login_ends_the_session_of_the_first(cli_env, approve, keycloak):
     before = len(keycloak.user_sessions("assetctl-cli-test"))
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
     first = stored_tokens(cli_env)["refresh_token"]
     assert len(keycloak.user_sessions("assetctl-cli-test")) == before + 1
 
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
     assert stored_tokens(cli_env)["refresh_token"] != first
     assert len(keycloak.user_sessions("assetctl-cli-test")) == before + 1
     assert refresh_answer(keycloak, first).status_code == 400
@@ -231,7 +240,8 @@ def test_a_server_url_that_is_not_keycloaks_own_name_works(cli_env, approve, key
         **cli_env,
         "ASSETCTL_SERVER_URL": keycloak.base_url.replace("127.0.0.1", "localhost"),
     }
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     token = run(["token"], env)
     assert token.returncode == 0, token.stderr
     assert claims(token.stdout.strip())["iss"] == keycloak.issuer
@@ -292,7 +302,8 @@ def test_service_account_login_with_secret_from_environment(cli_env):
 
 
 def test_environment_token_wins_and_status_says_so(cli_env, approve, keycloak):
-    assert login_in_terminal(cli_env, approve)[0] == 0
+    code, out = login_in_terminal(cli_env, approve)
+    assert code == 0, out
     stored = run(["token"], cli_env).stdout.strip()
     # Another valid token (the CI service account's), so which one wins can show.
     supplied = requests.post(
@@ -444,7 +455,8 @@ def test_ctrl_c_ends_the_login_cleanly_with_130(cli_env):
 
 def test_status_reports_the_opt_in_file_store(cli_env, approve):
     env = {**cli_env, "ASSETCTL_TOKEN_STORE": "file"}
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     info = json.loads(run(["status", "--output", "json"], env).stdout)
     assert info["storage"].startswith("file ") and "opt-in" in info["storage"]
     import os
@@ -458,7 +470,8 @@ def test_status_reports_the_opt_in_file_store(cli_env, approve):
 
 def test_min_valid_is_honoured_or_refused_clearly(cli_env, approve):
     env = {**cli_env, "ASSETCTL_CLIENT_ID": "assetctl-cli-short"}  # 10 s tokens
-    assert login_in_terminal(env, approve)[0] == 0
+    code, out = login_in_terminal(env, approve)
+    assert code == 0, out
     first = run(["token"], env).stdout.strip()
 
     time.sleep(4)
