@@ -36,17 +36,18 @@ SETTINGS = Settings(
 )
 
 
-@pytest.fixture
-def keycloak(rsps):
+def serve_discovery(rsps, **endpoints: str) -> None:
+    """Discovery at the proxy's name, naming Keycloak's own issuer and `endpoints`."""
     rsps.add(
         responses.GET,
         f"{PROXY_REALM}/.well-known/openid-configuration",
-        json={
-            "issuer": ISSUER,
-            "token_endpoint": TOKEN_URL,
-            "end_session_endpoint": LOGOUT_URL,
-        },
+        json={"issuer": ISSUER, "token_endpoint": TOKEN_URL, **endpoints},
     )
+
+
+@pytest.fixture
+def keycloak(rsps):
+    serve_discovery(rsps, end_session_endpoint=LOGOUT_URL)
     return rsps
 
 
@@ -72,6 +73,17 @@ def pending(code: str, poll_in: float = 0.0) -> DeviceAuthorization:
         realm_url=PROXY_REALM,
         client_id="cli",
         next_poll_at=now + poll_in,
+    )
+
+
+def logged_in(n: int = 0) -> TokenSet:
+    return TokenSet(
+        access_token=f"at-{n}",
+        expires_at=time.time() + 300,
+        refresh_token=f"rt-{n}",
+        issuer=ISSUER,
+        realm_url=PROXY_REALM,
+        client_id="cli",
     )
 
 
@@ -138,14 +150,7 @@ def test_logout_waits_for_a_refresh_in_flight_and_removes_its_result(keycloak):
     keycloak.add(responses.POST, LOGOUT_URL, status=204)
     store = MemoryStore()
     refreshing = authenticator(store)
-    old = TokenSet(
-        access_token="at-0",
-        expires_at=time.time() + 300,
-        refresh_token="rt-0",
-        issuer=ISSUER,
-        realm_url=PROXY_REALM,
-        client_id="cli",
-    )
+    old = logged_in(0)
     refreshing.store_login(old)
     locked, done = threading.Event(), threading.Event()
 
@@ -171,18 +176,8 @@ def test_a_second_login_ends_the_first_session_at_its_server(keycloak):
     store = MemoryStore()
     authn = authenticator(store)
 
-    def tokens(n: int) -> TokenSet:
-        return TokenSet(
-            access_token=f"at-{n}",
-            expires_at=time.time() + 300,
-            refresh_token=f"rt-{n}",
-            issuer=ISSUER,
-            realm_url=PROXY_REALM,
-            client_id="cli",
-        )
-
-    login.complete_login(authn, tokens(1))
-    login.complete_login(authn, tokens(2))
+    login.complete_login(authn, logged_in(1))
+    login.complete_login(authn, logged_in(2))
 
     ended = [
         parse_qs(c.request.body) for c in keycloak.calls if c.request.url == LOGOUT_URL
@@ -193,28 +188,11 @@ def test_a_second_login_ends_the_first_session_at_its_server(keycloak):
 
 def test_logout_falls_back_to_rfc7009_revocation_where_there_is_no_logout(rsps):
     revoke_url = f"{ISSUER}/protocol/openid-connect/revoke"
-    rsps.add(
-        responses.GET,
-        f"{PROXY_REALM}/.well-known/openid-configuration",
-        json={
-            "issuer": ISSUER,
-            "token_endpoint": TOKEN_URL,
-            "revocation_endpoint": revoke_url,
-        },
-    )
+    serve_discovery(rsps, revocation_endpoint=revoke_url)
     rsps.add(responses.POST, revoke_url, status=200)
     store = MemoryStore()
     authn = authenticator(store)
-    authn.store_login(
-        TokenSet(
-            access_token="at-0",
-            expires_at=time.time() + 300,
-            refresh_token="rt-0",
-            issuer=ISSUER,
-            realm_url=PROXY_REALM,
-            client_id="cli",
-        )
-    )
+    authn.store_login(logged_in(0))
 
     result = login.logout(authn)
 

@@ -38,8 +38,7 @@ def signed(kid: str = "k1", **claims) -> str:
     return jwt.encode({**body, **claims}, KEY, algorithm="RS256", headers={"kid": kid})
 
 
-@pytest.fixture
-def realm(rsps):
+def serve_realm(rsps, **jwks_answer) -> None:
     rsps.add(
         responses.GET,
         DISCOVERY_URL,
@@ -49,7 +48,12 @@ def realm(rsps):
             "jwks_uri": JWKS_URL,
         },
     )
-    rsps.add(responses.GET, JWKS_URL, json={"keys": [public_jwk("k1")]})
+    rsps.add(responses.GET, JWKS_URL, **jwks_answer)
+
+
+@pytest.fixture
+def realm(rsps):
+    serve_realm(rsps, json={"keys": [public_jwk("k1")]})
     return rsps
 
 
@@ -106,15 +110,6 @@ def test_a_token_signed_by_another_key_does_not_verify(realm):
 
 
 def test_unreadable_keys_are_one_auth_error(rsps):
-    rsps.add(
-        responses.GET,
-        DISCOVERY_URL,
-        json={
-            "issuer": ISSUER,
-            "token_endpoint": f"{ISSUER}/token",
-            "jwks_uri": JWKS_URL,
-        },
-    )
-    rsps.add(responses.GET, JWKS_URL, body="<html>login</html>", status=200)
+    serve_realm(rsps, body="<html>login</html>", status=200)
     with pytest.raises(AuthError, match="cannot read the realm's signing keys"):
         verify_access_token(authenticator(), signed(), None)
