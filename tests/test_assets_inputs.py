@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from assetctl.assets import inputs
+from assetctl.assets import inputs, spool
 from assetctl.errors import InputError
 
 
@@ -37,7 +37,7 @@ def test_stdin_is_sniffed_and_named_dash():
     assert [(i.source, i.body["name"]) for i in got] == [("-:1", "x"), ("-:2", "y")]
     got = items_of("-", stdin=io.StringIO("name: z\n"))
     assert [(i.source, i.body) for i in got] == [("-:1", {"name": "z"})]
-    inputs.remove_spooled()
+    spool.remove_spooled()
 
 
 def test_reading_is_lazy(tmp_path):
@@ -243,7 +243,7 @@ def refusal(*args, stdin=None):
     with pytest.raises(InputError) as caught:
         sources = inputs.expand_sources(args, stdin)
         inputs.check_items(inputs.read_items(sources), None)
-    inputs.remove_spooled()
+    spool.remove_spooled()
     assert "\n" not in str(caught.value)
     return str(caught.value)
 
@@ -313,7 +313,7 @@ def test_stdin_leaves_no_file_on_disk_whatever_happens(tmpdir_spy):
         inputs.check_items(inputs.read_items(sources), schema)
     sources = inputs.expand_sources(["-"], piped(b'{"name": "ok"}'))
     assert inputs.check_items(inputs.read_items(sources), schema) == 1
-    inputs.remove_spooled()
+    spool.remove_spooled()
     assert list(tmpdir_spy.iterdir()) == []
 
 
@@ -352,7 +352,7 @@ def test_readers_of_stdin_keep_their_own_places():
     assert next(second).body == {"n": 1}
     assert [i.body["n"] for i in first] == [2, 3]
     assert [i.body["n"] for i in second] == [2, 3]
-    inputs.remove_spooled()
+    spool.remove_spooled()
 
 
 def test_the_cli_refuses_bad_stdin_with_exit_3_and_keeps_no_copy(

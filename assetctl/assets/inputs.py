@@ -9,11 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import sys
-import tempfile
-import threading
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +17,7 @@ from typing import IO, Any
 
 from assetctl.assets import formats
 from assetctl.assets.client import check_id
+from assetctl.assets.spool import Spool
 from assetctl.errors import InputError, RegistryError
 
 MAX_DEPTH = 200  # nesting levels an input may have; deeper ones break the stack
@@ -60,7 +57,7 @@ class Source:
 
     label: str
     path: Path
-    spool: _Spool | None = None  # stdin's copy; `path` is then `-`
+    spool: Spool | None = None  # stdin's copy; `path` is then `-`
 
     def open(self) -> IO[str]:
         if self.spool is not None:
@@ -93,7 +90,7 @@ def expand_sources(args: Iterable[str], stdin: IO[str] | None = None) -> list[So
     paths: list[Source] = []
     for arg in args:
         if arg == "-":
-            paths.append(Source("-", Path("-"), _Spool(stdin or sys.stdin)))
+            paths.append(Source("-", Path("-"), Spool(stdin or sys.stdin)))
             continue
         if not arg:
             raise InputError("an input file name is empty", hint="name a file")
@@ -373,72 +370,3 @@ def _undecodable_line(source: Source) -> int:
                 continue
             line += data.count(b"\n")
     return line
-
-
-class _Spool:
-    """Stdin copied to a temporary file without a name, to be read several times.
-
-    The file has no name on disk (O_TMPFILE, or unlinked at once), so the copy is gone
-    when the process ends, however it ends; every reader keeps its own position.
-    """
-
-    def __init__(self, stdin: IO[str]) -> None:
-        self._file = tempfile.TemporaryFile(prefix="assetctl-stdin-")
-        self._lock = threading.Lock()
-        _SPOOLED.append(weakref.finalize(self, self._file.close))
-        raw = getattr(stdin, "buffer", None)
-        if raw is not None:  # the bytes as sent: decoding them is the readers' job
-            shutil.copyfileobj(raw, self._file)
-            return
-        while text := stdin.read(1 << 16):
-            self._file.write(text.encode("utf-8", "surrogateescape"))
-
-    def open(self) -> IO[bytes]:
-        return io.BufferedReader(_SpoolReader(self))
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        with self._lock:
-            self._file.seek(offset)
-            return self._file.read(size)
-
-
-class _SpoolReader(io.RawIOBase):
-    """One reader of a spool, with a position of its own."""
-
-    def __init__(self, spool: _Spool) -> None:
-        super().__init__()
-        self._spool, self._pos = spool, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._spool.read_at(self._pos, len(buffer))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence not in (io.SEEK_SET, io.SEEK_CUR):
-            raise io.UnsupportedOperation("a stdin spool seeks from its start only")
-        self._pos = offset + (self._pos if whence == io.SEEK_CUR else 0)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
-_SPOOLED: list[weakref.finalize] = []
-
-
-def remove_spooled() -> None:
-    """Close stdin spools (their data goes with them); commands call this at the end.
-
-    One that is left open (a command that failed first) closes when its `Source` is
-    dropped, or when the process ends.
-    """
-    while _SPOOLED:
-        _SPOOLED.pop()()

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from assetctl.assets import actions, inputs
+from assetctl.assets import actions, inputs, spool
 from assetctl.assets.batch import BatchOptions, Summary, run_batch
 from assetctl.assets.client import AssetClient, check_id
 from assetctl.assets.inputs import InputItem
@@ -252,7 +252,7 @@ class _Batch:
                     journal.discard()
             report.summary(summary.counts)
         finally:
-            inputs.remove_spooled()
+            spool.remove_spooled()
         _finish(summary)
 
     def _journal(self, key_parts: dict[str, Any], fresh: bool) -> Journal:
