@@ -249,7 +249,8 @@ class Authenticator:
             secret = read_client_secret(self.env)
             if secret is None:
                 raise SessionEnded(
-                    "the service account token expired and no client secret is set",
+                    "the service account token needs renewing and no client secret "
+                    "is set",
                     hint=f"set {ENV_SECRET} or {ENV_SECRET_FILE}, then run "
                     "`assetctl login --client-credentials`",
                 )

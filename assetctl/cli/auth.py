@@ -241,7 +241,23 @@ def auth_token(
 def auth_status(ctx: typer.Context, output: OutputOption = Output.text) -> None:
     """Show who is logged in, where the tokens are and when they expire."""
     app_ctx: AppContext = ctx.obj
-    info = core.status(app_ctx.authenticator)
+    try:
+        info = core.status(app_ctx.authenticator)
+    except AuthError as exc:
+        if output is Output.json:  # scripts parsing stdout get an answer too
+            _out(
+                json.dumps(
+                    {
+                        "profile": app_ctx.settings.profile,
+                        "logged_in": False,
+                        "error": str(exc),
+                    },
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
+        raise
+    info["logged_in"] = True
     if output is Output.json:
         _out(json.dumps(info, indent=2, sort_keys=True))
         return

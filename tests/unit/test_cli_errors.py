@@ -275,3 +275,16 @@ def test_a_token_whose_exp_is_no_number_is_an_auth_error(run):
 
     assert code == ExitCode.AUTH
     assert "'exp' claim" in one_error_line(err)
+
+
+def test_status_as_json_when_not_logged_in_still_answers_on_stdout(run):
+    import json
+
+    env = {**SERVER, "ASSETCTL_TOKEN_STORE": "file"}
+    code, out, err, _ = run("status", "--output", "json", env=env)
+
+    assert code == ExitCode.AUTH
+    answer = json.loads(out)
+    assert answer["logged_in"] is False and answer["profile"] == "default"
+    assert "not logged in" in answer["error"]
+    one_error_line(err)
