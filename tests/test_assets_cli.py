@@ -841,3 +841,14 @@ def test_a_schema_ref_that_leads_nowhere_is_a_registry_error(env, capsys):
     err = capsys.readouterr().err
     assert "schema cannot be used" in err and "/definitions/missing" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_repeated_filter_is_sent_as_a_repeated_parameter(env, capsys):
+    with AssetServer() as server:
+        server.seed(1)
+        code = run(
+            server, "asset", "list", "-t", "things", "-f", "tag=a", "-f", "tag=b"
+        )
+        assert code == 0
+        (path,) = [p for m, p in server.requests if m == "GET"][:1]
+    assert "tag=a&tag=b" in path

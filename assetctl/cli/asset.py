@@ -106,7 +106,11 @@ def asset_list(
 ) -> None:
     """List assets, all pages, printed as they arrive."""
     client = _client(ctx, type_name)
-    query = dict(_pair(f, "--filter") for f in filters or [])
+    query: dict[str, Any] = {}
+    for key, value in (_pair(f, "--filter") for f in filters or []):
+        # A repeated key goes as a repeated parameter (?tag=a&tag=b), not the last.
+        known = query.get(key)
+        query[key] = value if known is None else [*_as_list(known), value]
     fmt = output.resolve_format(output_format, ctx.obj.output)
     with output.reader_may_leave():
         output.print_assets(client.list(query, limit), fmt, client.type.id_field)
@@ -324,6 +328,10 @@ def _confirm_delete(ctx: typer.Context, type_name: str, ids: list[str]) -> None:
 
 def _labels(sources: Iterable[inputs.Source]) -> list[str]:
     return [s.identity for s in sources]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
