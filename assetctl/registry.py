@@ -39,6 +39,7 @@ _TYPE_KEYS = (
     "headers",
     "schema",
     "description",
+    "server_fields",
 )
 _LIST_KEYS = (
     "paging",
@@ -86,6 +87,9 @@ class AssetType:
     headers: Mapping[str, str] = field(default_factory=dict)
     schema: Mapping[str, Any] | None = None
     description: str = ""
+    # Fields the server keeps itself (a version, timestamps). Declared, they let
+    # `apply` see a field removed from an input of a PUT type as a difference.
+    server_fields: tuple[str, ...] | None = None
 
     def item_path(self, quoted_id: str) -> str:
         return self.item.replace("{id}", quoted_id)
@@ -222,7 +226,21 @@ def _parse_type(
         headers=_str_map(spec, "headers", locate, where, name),
         schema=_load_schema(spec.get("schema"), locate, (*where, "schema"), base_dir),
         description=str(spec.get("description", "")),
+        server_fields=_str_list(spec, "server_fields", locate, where, name),
     )
+
+
+def _str_list(
+    spec: Mapping, key: str, locate: _Locator, where: tuple, name: str
+) -> tuple[str, ...] | None:
+    if key not in spec:
+        return None
+    value = spec[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise locate.error(
+            (*where, key), f"type {name!r}: key {key!r} must be a list of field names"
+        )
+    return tuple(value)
 
 
 def _parse_paging(spec: Any, locate: _Locator, where: tuple, name: str) -> Paging:

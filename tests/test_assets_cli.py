@@ -852,3 +852,25 @@ def test_a_repeated_filter_is_sent_as_a_repeated_parameter(env, capsys):
         assert code == 0
         (path,) = [p for m, p in server.requests if m == "GET"][:1]
     assert "tag=a&tag=b" in path
+
+
+def test_apply_sees_a_field_left_out_when_the_type_names_its_server_fields(env, capsys):
+    (env / "asset-types.yaml").write_text(
+        "types:\n  things:\n    collection: /things\n    server_fields: [version]\n"
+    )
+    (env / "want.json").write_text('{"id": "a1", "name": "x"}')
+    with AssetServer() as server:
+        server.assets["a1"] = {"id": "a1", "name": "x", "tags": ["old"], "version": 1}
+        assert (
+            run(server, "asset", "apply", "-t", "things", "-o", "json", "want.json")
+            == 0
+        )
+        first = json.loads(capsys.readouterr().out)
+        assert first["result"] == "updated"
+        assert "tags" not in server.assets["a1"]
+
+        assert (
+            run(server, "asset", "apply", "-t", "things", "-o", "json", "want.json")
+            == 0
+        )
+        assert json.loads(capsys.readouterr().out)["result"] == "unchanged"

@@ -233,3 +233,20 @@ def test_a_broken_schema_file_is_one_line_naming_registry_and_type(
     message = str(caught.value)
     assert "asset-types.yaml:4" in message and "things" in message
     assert name in message and "\n" not in message
+
+
+def test_server_fields_must_be_a_list_of_names():
+    good = registry.parse_registry(
+        "types:\n  t: {collection: /t, server_fields: [version]}\n", "r.yaml"
+    )
+    assert good.types["t"].server_fields == ("version",)
+    assert (
+        registry.parse_registry("types:\n  t: {collection: /t}\n", "r.yaml")
+        .types["t"]
+        .server_fields
+        is None
+    )
+    with pytest.raises(RegistryError, match="list of field names"):
+        registry.parse_registry(
+            "types:\n  t: {collection: /t, server_fields: 3}\n", "r.yaml"
+        )

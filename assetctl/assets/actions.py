@@ -133,10 +133,18 @@ def item_id(client: AssetClient, item: InputItem) -> str:
 def already_applied(
     client: AssetClient, current: Mapping[str, Any], desired: Mapping[str, Any]
 ) -> bool:
-    """True when sending `desired` would change nothing the input names."""
+    """True when sending `desired` would change nothing: every field it names holds
+    its value, and (for PUT types that declare their `server_fields`) the asset has
+    no field the input left out."""
     if client.type.edit == "merge-patch":
         return merge_patch(current, desired) == current
-    return all(current.get(k) == v for k, v in desired.items())
+    if any(current.get(k) != v for k, v in desired.items()):
+        return False
+    kept = client.type.server_fields
+    if kept is None:
+        return True
+    left_out = set(current) - set(desired) - set(kept) - {client.type.id_field}
+    return not left_out
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
