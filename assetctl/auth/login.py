@@ -64,12 +64,21 @@ def complete_login(authn: Authenticator, tokens: TokenSet) -> TokenSet:
     with authn.lock():
         previous = authn.credentials.load_tokens()
         authn.store_login(tokens)
-    if previous is not None and previous.refresh_token != tokens.refresh_token:
+    if previous is not None and _other_session(previous, tokens):
         how, ended = end_server_session(authn, previous)
         log.info("the previous login's server session: %s", how)
         if not ended:
             log.warning("the previous login's server session may live on: %s", how)
     return tokens
+
+
+def _other_session(previous: TokenSet, new: TokenSet) -> bool:
+    """Whether `previous` is provably a server session other than `new`'s. A person
+    who approves twice in one browser gets both logins in one Keycloak session
+    (its SSO cookie): ending the old one would end the new one with it. Without
+    session ids to compare (opaque tokens), nothing is ended."""
+    old_sid, new_sid = previous.claims().get("sid"), new.claims().get("sid")
+    return bool(old_sid and new_sid and old_sid != new_sid)
 
 
 def run_device_login(

@@ -10,6 +10,7 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+import jwt
 import pytest
 import responses
 
@@ -76,9 +77,11 @@ def pending(code: str, poll_in: float = 0.0) -> DeviceAuthorization:
     )
 
 
-def logged_in(n: int = 0) -> TokenSet:
+def logged_in(n: int = 0, sid: str | None = None) -> TokenSet:
+    """A stored login; with `sid`, its access token is a JWT naming that session."""
+    claims = {"n": n, **({"sid": sid} if sid else {})}
     return TokenSet(
-        access_token=f"at-{n}",
+        access_token=jwt.encode(claims, "k" * 32) if sid else f"at-{n}",
         expires_at=time.time() + 300,
         refresh_token=f"rt-{n}",
         issuer=ISSUER,
@@ -171,18 +174,28 @@ def test_logout_waits_for_a_refresh_in_flight_and_removes_its_result(keycloak):
     assert parse_qs(logout_posts[0].request.body)["refresh_token"] == ["rt-1"]
 
 
-def test_a_second_login_ends_the_first_session_at_its_server(keycloak):
+@pytest.mark.parametrize(
+    ("first_sid", "second_sid", "ends_first"),
+    [
+        ("s-1", "s-2", True),  # two sessions: the first is orphaned unless ended
+        ("s-1", "s-1", False),  # one browser approved both: ending it ends the new one
+        (None, None, False),  # opaque tokens: no proof they differ
+    ],
+)
+def test_a_second_login_ends_the_first_session_only_if_it_is_another(
+    keycloak, first_sid, second_sid, ends_first
+):
     keycloak.add(responses.POST, LOGOUT_URL, status=204)
     store = MemoryStore()
     authn = authenticator(store)
 
-    login.complete_login(authn, logged_in(1))
-    login.complete_login(authn, logged_in(2))
+    login.complete_login(authn, logged_in(1, first_sid))
+    login.complete_login(authn, logged_in(2, second_sid))
 
     ended = [
         parse_qs(c.request.body) for c in keycloak.calls if c.request.url == LOGOUT_URL
     ]
-    assert [e["refresh_token"] for e in ended] == [["rt-1"]]
+    assert [e["refresh_token"] for e in ended] == ([["rt-1"]] if ends_first else [])
     assert json.loads(store.items["default/tokens"])["refresh_token"] == "rt-2"
 
 
