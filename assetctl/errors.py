@@ -88,10 +88,6 @@ class DeviceCodeExpired(AssetctlError):
     exit_code = ExitCode.EXPIRED
 
 
-class LoginPending(AssetctlError):
-    exit_code = ExitCode.PENDING
-
-
 class ApiError(AssetctlError):
     exit_code = ExitCode.API
 

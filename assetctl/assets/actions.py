@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from assetctl.assets.client import AssetClient, PlannedRequest
+from assetctl.assets.client import AssetClient, PlannedRequest, holds
 from assetctl.assets.inputs import InputItem, best_error, make_validator
 from assetctl.errors import ApiError, Conflict, InputError, NotFound
 
@@ -138,7 +138,7 @@ def already_applied(
     no field the input left out."""
     if client.type.edit == "merge-patch":
         return merge_patch(current, desired) == current
-    if any(current.get(k) != v for k, v in desired.items()):
+    if not holds(current, desired):
         return False
     kept = client.type.server_fields
     if kept is None:

@@ -134,7 +134,7 @@ class AssetClient:
         response = self._send(plan, on_lost=lookup)
         if response.request.method == "GET":
             found = self._asset(response, str(known_id), need_body=False)
-            if not _holds(found.body, body):
+            if not holds(found.body, body):
                 # Not our lost create: someone else's asset already had this id.
                 raise Conflict(
                     f"{_what(plan)}: asset {known_id} already exists with other "
@@ -331,8 +331,8 @@ def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and body else None
 
 
-def _holds(found: Any, sent: Mapping[str, Any]) -> bool:
-    """Whether the asset found carries every field the create sent, as sent."""
+def holds(found: Any, sent: Mapping[str, Any]) -> bool:
+    """Whether the asset found carries every field that was sent, as sent."""
     return isinstance(found, Mapping) and all(
         found.get(k) == v for k, v in sent.items()
     )

@@ -12,7 +12,7 @@ from typing import TypeVar
 from ..errors import StorageError
 from .device_flow import DeviceAuthorization
 from .store import SecretStore
-from .tokens import TokenSet, stored_fields
+from .tokens import TokenSet
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Credentials:
         return self.store.delete(self._key("tokens"))
 
     def load_pending(self) -> DeviceAuthorization | None:
-        return self._load(self._key("pending"), _pending_from_json)
+        return self._load(self._key("pending"), DeviceAuthorization.from_json)
 
     def save_pending(self, authorization: DeviceAuthorization) -> None:
         self.store.set(self._key("pending"), authorization.to_json())
@@ -78,11 +78,6 @@ class Credentials:
                 log.warning("ignoring an unreadable stored entry %s", key)
             log.debug("entry %s: %s", key, exc)
             return None
-
-
-def _pending_from_json(text: str) -> DeviceAuthorization:
-    # Checked like a token set: numbers are numbers, strings are strings.
-    return DeviceAuthorization(**stored_fields(DeviceAuthorization, text))
 
 
 def describe_lifetime(seconds: float) -> str:

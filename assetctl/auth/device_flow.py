@@ -110,6 +110,7 @@ def request_authorization(
             hint="check the server URL; a proxy or a login page may be in the way",
         )
     started = now()
+    interval = _seconds(body, "interval", 5)
     try:
         authorization = DeviceAuthorization(
             device_code=_text(body, "device_code"),
@@ -122,12 +123,12 @@ def request_authorization(
             ),
             verification_uri_complete=body.get("verification_uri_complete"),
             expires_at=started + _seconds(body, "expires_in", 600),
-            interval=_seconds(body, "interval", 5),
+            interval=interval,
             issuer=endpoints.issuer,
             realm_url=endpoints.realm_url,
             client_id=client_id,
             code_verifier=verifier,
-            next_poll_at=started + _seconds(body, "interval", 5),
+            next_poll_at=started + interval,
         )
     except KeyError as exc:
         raise LoginError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -205,7 +204,9 @@ def auth_token(
     audience: Annotated[
         str | None,
         typer.Option(
-            "--audience", help="Audience --verify requires [env ASSETCTL_AUDIENCE]."
+            "--audience",
+            envvar="ASSETCTL_AUDIENCE",
+            help="Audience --verify requires.",
         ),
     ] = None,
 ) -> None:
@@ -218,7 +219,7 @@ def auth_token(
     if verify:
         from ..auth.verify import verify_access_token
 
-        audience = audience or os.environ.get("ASSETCTL_AUDIENCE") or None
+        audience = audience or None  # an empty ASSETCTL_AUDIENCE names none
         verify_access_token(authn, tokens.access_token, audience)
         checked = (
             f"audience '{audience}' too"
